@@ -1,0 +1,18 @@
+"""The ``illicitflows`` command line: one app, one sub-command group per verb."""
+
+from __future__ import annotations
+
+import typer
+
+from illicitflows.cli import promote, simulate, train, validate
+
+app = typer.Typer(
+    help="Flag illicit financial flows: asset laundering in payments, mis-invoicing in customs "
+         "declarations.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(simulate.app, name="simulate")
+app.add_typer(validate.app, name="validate")
+app.add_typer(train.app, name="train")
+app.add_typer(promote.app, name="promote")

@@ -1,0 +1,93 @@
+"""``illicitflows validate``: check an input file against its schema, quarantine bad rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from illicitflows.trade.io import load_declarations
+from illicitflows.transactions.io import load_transactions
+from illicitflows.validation import ValidationError, ValidationResult
+
+app = typer.Typer(help="Validate input files: every bad row is named with its column and reason.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+
+Strict = Annotated[bool, typer.Option(help="Fail on any bad row instead of quarantining it.")]
+Quarantine = Annotated[Path | None, typer.Option(
+    help="Where bad rows go (CSV). Default: <input>.quarantine.csv beside the input.")]
+Out = Annotated[Path | None, typer.Option(help="Write the accepted rows here (.csv or .parquet).")]
+
+
+def quarantine_path(data: Path, quarantine: Path | None) -> Path:
+    """The quarantine file for ``data``: the given path or ``<stem>.quarantine.csv`` beside it."""
+    return quarantine or data.with_name(f"{data.stem}.quarantine.csv")
+
+
+def report(result: ValidationResult, accepted: int, quarantine: Path) -> None:
+    """Print a summary table of issues per column and reason."""
+    table = Table(title=f"{result.schema}: {len(result.frame):,} rows read, {accepted:,} accepted, "
+                        f"{len(result.bad_rows):,} quarantined")
+    for name in ("severity", "column", "reason", "count"):
+        table.add_column(name)
+    for row in result.summary()["issues"]:
+        table.add_row(row["severity"], row["column"], row["reason"], f"{row['count']:,}")
+    console.print(table)
+    if len(result.bad_rows):
+        console.print(f"bad rows written to {quarantine}")
+
+
+def write_frame(frame, out: Path) -> None:
+    """Write accepted rows as Parquet or CSV by suffix."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in {".parquet", ".pq"}:
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+
+
+@app.command("transactions")
+def transactions(
+    data: Annotated[Path, typer.Argument(help="IBM AMLworld CSV, AMLSim transactions.csv or "
+                                              "canonical Parquet.", exists=True)],
+    fmt: Annotated[str, typer.Option("--format", help="ibm, amlsim, parquet or auto.")] = "auto",
+    accounts: Annotated[Path | None, typer.Option(help="AMLSim accounts/nodes file.")] = None,
+    strict: Strict = False,
+    quarantine: Quarantine = None,
+    out: Out = None,
+) -> None:
+    """Validate a transactions file."""
+    target = quarantine_path(data, quarantine)
+    try:
+        loaded = load_transactions(data, fmt, accounts, strict=strict, quarantine=target)
+    except ValidationError as error:
+        console.print(str(error))
+        raise typer.Exit(1) from error
+    report(loaded.validation, len(loaded.frame), target)
+    if out:
+        write_frame(loaded.frame, out)
+
+
+@app.command("trade")
+def trade(
+    data: Annotated[Path, typer.Argument(help="Canonical, KCS or DATE declarations file.",
+                                         exists=True)],
+    fmt: Annotated[str, typer.Option("--format", help="canonical, kcs, date or auto.")] = "auto",
+    strict: Strict = False,
+    quarantine: Quarantine = None,
+    out: Out = None,
+) -> None:
+    """Validate a customs declarations file."""
+    target = quarantine_path(data, quarantine)
+    try:
+        frame, result = load_declarations(data, fmt, strict=strict, quarantine=target)
+    except ValidationError as error:
+        console.print(str(error))
+        raise typer.Exit(1) from error
+    report(result, len(frame), target)
+    if out:
+        write_frame(frame, out)

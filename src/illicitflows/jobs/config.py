@@ -1,0 +1,76 @@
+"""Declarative pipeline configuration (``pipelines/*.yaml``), validated by pydantic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from illicitflows.transactions.features import FeatureConfig
+
+
+class SplitConfig(BaseModel):
+    """Temporal split: whole-day fractions, or cut-off dates (valid from, test from)."""
+
+    model_config = ConfigDict(extra="forbid")
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    dates: tuple[str, str] | None = None
+
+    def describe(self) -> str:
+        return f"dates={','.join(self.dates)}" if self.dates else \
+            f"fractions={','.join(f'{f:g}' for f in self.fractions)}"
+
+
+class ModelConfig(BaseModel):
+    """The learner and its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["lightgbm", "isolation-forest"] = "lightgbm"
+    params: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(100, ge=1)
+    imbalance: Literal["none", "sqrt", "ratio"] = "sqrt"
+    max_positive_weight: float = Field(100.0, ge=1)
+
+
+class ThresholdConfig(BaseModel):
+    """How the alert threshold is chosen on validation data."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: Literal["max_f1", "budget"] = "max_f1"
+    budget: float = Field(0.005, gt=0, lt=1)
+
+
+class PipelineBase(BaseModel):
+    """What every detector pipeline has."""
+
+    model_config = ConfigDict(extra="forbid")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    seed: int = 0
+    promotion_metric: str = "pr_auc"
+    shap_sample: int = Field(2000, ge=10)
+
+
+class TransactionsPipeline(PipelineBase):
+    """``pipelines/transactions.yaml``."""
+
+    detector: Literal["transactions"] = "transactions"
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    baseline_model: ModelConfig | None = None
+
+    @model_validator(mode="after")
+    def _baseline_defaults(self) -> TransactionsPipeline:
+        if self.baseline_model is None:
+            self.baseline_model = self.model
+        return self
+
+
+def load_pipeline(path: Path, kind: type[PipelineBase]) -> PipelineBase:
+    """Read and validate a pipeline YAML file."""
+    with Path(path).open() as handle:
+        raw = yaml.safe_load(handle) or {}
+    return kind.model_validate(raw)

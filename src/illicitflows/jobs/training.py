@@ -1,0 +1,50 @@
+"""Shared training steps: fit the configured learner on the train split, stop early and
+choose the threshold on the validation split, score every record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from illicitflows.jobs.config import ModelConfig, ThresholdConfig
+from illicitflows.modeling.detector import ScoringModel
+from illicitflows.modeling.isolation import train_isolation_forest
+from illicitflows.modeling.lgbm import positive_weight, train_lightgbm
+from illicitflows.modeling.threshold import choose_threshold
+
+
+@dataclass
+class FittedModel:
+    """A trained model, its threshold and its scores on every record."""
+
+    model: ScoringModel
+    threshold: float
+    scores: np.ndarray
+    best_iteration: int | None
+
+
+def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.ndarray,
+                      model: ModelConfig, threshold: ThresholdConfig, categorical: list[str],
+                      seed: int, sample_weight: np.ndarray | None = None) -> FittedModel:
+    """Train on ``train``, validate on ``valid``; labels are optional for the isolation forest."""
+    train, valid = splits == "train", splits == "valid"
+    if model.kind == "isolation-forest":
+        fitted = train_isolation_forest(features[train], model.params, seed)
+        best = None
+    else:
+        if y is None:
+            raise ValueError("LightGBM needs labels; use model.kind: isolation-forest without")
+        params = {"seed": seed, "num_threads": 2, **model.params,
+                  "scale_pos_weight": positive_weight(y[train], model.imbalance,
+                                                      model.max_positive_weight)}
+        weight = None if sample_weight is None else sample_weight[train]
+        fitted = train_lightgbm(features[train], y[train], features[valid], y[valid], params,
+                                categorical, model.num_boost_round, model.early_stopping_rounds,
+                                weight)
+        best = fitted.booster.best_iteration
+    scores = fitted.score(features)
+    valid_y = None if y is None else y[valid]
+    chosen = choose_threshold(valid_y, scores[valid], threshold.policy, threshold.budget)
+    return FittedModel(fitted, chosen, scores, best)

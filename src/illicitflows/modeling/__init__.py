@@ -1,0 +1,1 @@
+"""Shared modeling layer: splits, training, thresholds, metrics, the detector artifact."""

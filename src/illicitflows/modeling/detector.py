@@ -1,0 +1,97 @@
+"""The detector artifact: fitted feature builder + model + threshold, saved as one folder.
+
+Everything needed to score raw records travels together, so a registered model scores a raw
+file in a fresh process and the service computes exactly what training computed.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from illicitflows.modeling.isolation import IsolationModel
+from illicitflows.modeling.lgbm import LightGBMModel
+from illicitflows.progress import StepCallback, no_progress
+
+MANIFEST = "detector.json"
+BUILDER = "builder.pkl"
+LIGHTGBM_FILE = "model.txt"
+ISOLATION_FILE = "model.pkl"
+
+
+class FeatureBuilder(Protocol):
+    """What a domain's feature builder offers (transactions and trade implement it)."""
+
+    version: str
+
+    @property
+    def feature_names(self) -> list[str]: ...
+
+    @property
+    def categorical_features(self) -> list[str]: ...
+
+    @property
+    def specs(self) -> list[Any]: ...
+
+    def new_state(self) -> Any: ...
+
+    def transform(self, frame: pd.DataFrame, state: Any = None,
+                  progress: StepCallback = no_progress) -> pd.DataFrame: ...
+
+
+ScoringModel = LightGBMModel | IsolationModel
+
+
+@dataclass
+class Detector:
+    """A trained detector of one domain (``transactions`` or ``trade``)."""
+
+    domain: str
+    builder: FeatureBuilder
+    model: ScoringModel
+    threshold: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def score_features(self, features: pd.DataFrame) -> np.ndarray:
+        return self.model.score(features)
+
+    def score(self, frame: pd.DataFrame, state: Any = None) -> pd.DataFrame:
+        """Score validated canonical records: ``score`` and ``flagged`` per record."""
+        features = self.builder.transform(frame, state)
+        score = self.score_features(features)
+        return pd.DataFrame({"score": score, "flagged": score >= self.threshold},
+                            index=frame.index)
+
+    def save(self, directory: Path) -> Path:
+        """Write the artifact folder."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.model, LightGBMModel):
+            (directory / LIGHTGBM_FILE).write_text(self.model.to_text())
+        else:
+            (directory / ISOLATION_FILE).write_bytes(self.model.to_bytes())
+        (directory / BUILDER).write_bytes(pickle.dumps(self.builder))
+        manifest = {"domain": self.domain, "model_kind": self.model.kind,
+                    "threshold": self.threshold, "features_version": self.builder.version,
+                    "feature_names": self.builder.feature_names, "info": self.info}
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Detector:
+        """Read an artifact folder written by :meth:`save`."""
+        directory = Path(directory)
+        manifest = json.loads((directory / MANIFEST).read_text())
+        builder = pickle.loads((directory / BUILDER).read_bytes())  # noqa: S301 - own artifact
+        if manifest["model_kind"] == LightGBMModel.kind:
+            model: ScoringModel = LightGBMModel.from_text((directory / LIGHTGBM_FILE).read_text())
+        else:
+            model = IsolationModel.from_bytes((directory / ISOLATION_FILE).read_bytes())
+        return cls(domain=manifest["domain"], builder=builder, model=model,
+                   threshold=float(manifest["threshold"]), info=manifest.get("info", {}))

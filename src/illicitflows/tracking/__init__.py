@@ -1,0 +1,1 @@
+"""MLflow: where runs are tracked, what each run logs, the registry and its aliases."""

@@ -1,0 +1,199 @@
+"""Causal transaction features: one code path for training, offline scoring and the service.
+
+``TransactionFeatureBuilder`` follows the scikit-learn contract: ``fit`` learns the currency
+rates (stored in ``usd_per_unit_``), ``transform`` only reads them. ``transform`` takes an
+optional :class:`HistoryState`; passing the same state to successive time-ordered chunks gives
+exactly the features of one pass over their concatenation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from illicitflows.progress import StepCallback, no_progress
+from illicitflows.transactions.features import kernel
+from illicitflows.transactions.features.catalog import (
+    CURRENCY_CODES,
+    KERNEL_STATS,
+    PAYMENT_FORMAT_CODES,
+    ROLE_SIDES,
+    FeatureSpec,
+    feature_specs,
+)
+from illicitflows.transactions.features.config import HOUR, FeatureConfig, window_label
+from illicitflows.transactions.features.currency import amount_usd, implied_usd_rates
+from illicitflows.transactions.features.state import HistoryState
+
+FEATURES_VERSION = "transactions-features-1"
+CHUNK = 250_000
+
+
+class LateRecordError(ValueError):
+    """A record is older than the history already processed (features would see its future)."""
+
+
+class TransactionFeatureBuilder:
+    """Builds the causal feature matrix of payment transactions."""
+
+    version = FEATURES_VERSION
+
+    def __init__(self, config: FeatureConfig | None = None) -> None:
+        self.config = config or FeatureConfig()
+
+    def fit(self, frame: pd.DataFrame) -> TransactionFeatureBuilder:
+        """Learn USD rates from the data unless the configuration gives a table."""
+        self.usd_per_unit_ = dict(self.config.usd_per_unit or implied_usd_rates(frame))
+        return self
+
+    @property
+    def specs(self) -> list[FeatureSpec]:
+        return feature_specs(self.config)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [spec.name for spec in self.specs]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [spec.name for spec in self.specs if spec.categories is not None]
+
+    def new_state(self) -> HistoryState:
+        """An empty history."""
+        return HistoryState(n_windows=len(self.config.windows_h))
+
+    def transform(self, frame: pd.DataFrame, state: HistoryState | None = None,
+                  progress: StepCallback = no_progress) -> pd.DataFrame:
+        """Features of every row of ``frame`` (same index), appending the rows to ``state``."""
+        state = state if state is not None else self.new_state()
+        order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
+        ordered = frame.iloc[order]
+        seconds = ordered["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+        _check_not_late(ordered, seconds, state)
+        usd = amount_usd(ordered, self.usd_per_unit_)
+        _check_rates(ordered, usd)
+        graph = self._run_kernel(ordered, seconds, usd, state, progress)
+        features = pd.concat([self._row_features(ordered, usd), graph], axis=1)
+        features = features[self.feature_names]
+        restored = np.empty_like(order)
+        restored[order] = np.arange(len(order))
+        return features.iloc[restored].set_index(frame.index)
+
+    def _row_features(self, frame: pd.DataFrame, usd: np.ndarray) -> pd.DataFrame:
+        paid = frame["amount_paid"].to_numpy(dtype=np.float64)
+        stamp = frame["timestamp"]
+        return pd.DataFrame({
+            "amount_usd": usd,
+            "round_amount_100": (np.mod(paid, 100) == 0).astype(np.float64),
+            "round_amount_1000": (np.mod(paid, 1000) == 0).astype(np.float64),
+            "just_below_threshold": self._near_threshold(usd).astype(np.float64),
+            "currency_mismatch": (frame["payment_currency"].to_numpy()
+                                  != frame["receiving_currency"].to_numpy()).astype(np.float64),
+            "cross_bank": (frame["from_bank"].to_numpy()
+                           != frame["to_bank"].to_numpy()).astype(np.float64),
+            "self_transfer": ((frame["from_bank"].to_numpy() == frame["to_bank"].to_numpy())
+                              & (frame["from_account"].to_numpy()
+                                 == frame["to_account"].to_numpy())).astype(np.float64),
+            "payment_format": _codes(frame["payment_format"], PAYMENT_FORMAT_CODES),
+            "payment_currency": _codes(frame["payment_currency"], CURRENCY_CODES),
+            "hour": stamp.dt.hour.to_numpy(dtype=np.float64),
+            "weekday": stamp.dt.day_of_week.to_numpy(dtype=np.float64),
+        }, index=frame.index)
+
+    def _near_threshold(self, usd: np.ndarray) -> np.ndarray:
+        threshold = self.config.reporting_threshold_usd
+        return (usd >= self.config.near_threshold_share * threshold) & (usd < threshold)
+
+    def _run_kernel(self, frame: pd.DataFrame, seconds: np.ndarray, usd: np.ndarray,
+                    state: HistoryState, progress: StepCallback) -> pd.DataFrame:
+        n = len(frame)
+        senders = state.account_ids(_account_keys(frame["from_bank"], frame["from_account"]))
+        receivers = state.account_ids(_account_keys(frame["to_bank"], frame["to_account"]))
+        state.reserve_edges(n)
+        first = state.n_edges
+        arrays = state.arrays
+        arrays["e_t"][first:first + n] = seconds
+        arrays["e_src"][first:first + n] = senders
+        arrays["e_dst"][first:first + n] = receivers
+        arrays["e_amt"][first:first + n] = np.rint(usd * 100).astype(np.int64)
+        arrays["e_near"][first:first + n] = self._near_threshold(usd)
+        n_w = len(self.config.windows_h)
+        out = np.empty((n, kernel.ROLES * n_w * kernel.STATS + len(kernel.SCALARS)))
+        for start in range(0, n, CHUNK):
+            stop = min(n, start + CHUNK)
+            self._call_kernel(state, first + start, stop - start, out[start:stop])
+            progress(f"{stop:,} transactions")
+        state.n_edges = first + n
+        if n:
+            state.last_time = int(seconds[-1])
+        return self._graph_frame(out, frame.index)
+
+    def _call_kernel(self, state: HistoryState, first: int, n: int, out: np.ndarray) -> None:
+        c = self.config
+        a = state.arrays
+        kernel.run(first, n, a["e_t"], a["e_src"], a["e_dst"], a["e_amt"], a["e_near"],
+                   a["e_chain"], a["prev_out"], a["next_out"], a["prev_in"], a["next_in"],
+                   a["head_out"], a["head_in"], a["tail"], a["cnt"], a["tot"], a["near"],
+                   a["distinct"], state.pair_cnt, state.pair_last, a["stamp_a"], a["stamp_b"],
+                   a["stamp_c"], np.asarray(c.windows_s, dtype=np.int64),
+                   int(c.motif_window_h * HOUR), int(c.chain_gap_h * HOUR),
+                   float(c.chain_amount_band[0]), float(c.chain_amount_band[1]),
+                   c.chain_max_depth, c.max_cycle_length, c.scan_limit, c.motif_fanout_limit,
+                   c.frontier_limit, c.horizon_s, out)
+
+    def _graph_frame(self, out: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        columns: dict[str, np.ndarray] = {}
+        windows = [window_label(h) for h in self.config.windows_h]
+        for r, (role, side) in enumerate(ROLE_SIDES):
+            for w, label in enumerate(windows):
+                base = (r * len(windows) + w) * kernel.STATS
+                for k, stat in enumerate(KERNEL_STATS):
+                    columns[f"{role}_{side}_{stat}_{label}"] = out[:, base + k]
+                count = columns[f"{role}_{side}_count_{label}"]
+                total = columns[f"{role}_{side}_amount_usd_{label}"]
+                columns[f"{role}_{side}_mean_usd_{label}"] = _ratio(total, count)
+        for label in windows:
+            for role in ("sender", "receiver"):
+                columns[f"{role}_pass_through_ratio_{label}"] = _ratio(
+                    columns[f"{role}_out_amount_usd_{label}"],
+                    columns[f"{role}_in_amount_usd_{label}"])
+                columns[f"{role}_gather_scatter_{label}"] = np.minimum(
+                    columns[f"{role}_in_degree_{label}"], columns[f"{role}_out_degree_{label}"])
+        scalar = kernel.ROLES * len(windows) * kernel.STATS
+        for k, name in enumerate(kernel.SCALARS):
+            columns[name] = out[:, scalar + k]
+        return pd.DataFrame(columns, index=index)
+
+
+def _account_keys(bank: pd.Series, account: pd.Series) -> np.ndarray:
+    return (bank.astype(str) + "|" + account.astype(str)).to_numpy(dtype=object)
+
+
+def _codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
+    codes = pd.Categorical(values, categories=categories).codes.astype(np.float64)
+    codes[codes < 0] = np.nan
+    return codes
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1),
+                        np.nan)
+
+
+def _check_not_late(frame: pd.DataFrame, seconds: np.ndarray, state: HistoryState) -> None:
+    if state.last_time is None or len(seconds) == 0 or seconds[0] >= state.last_time:
+        return
+    late = np.flatnonzero(seconds < state.last_time)
+    rows = ", ".join(str(r) for r in frame.index[late[:5]])
+    raise LateRecordError(f"row(s) {rows}, field timestamp: older than the history already "
+                          f"processed (latest {np.datetime64(state.last_time, 's')}); records "
+                          "must arrive in time order")
+
+
+def _check_rates(frame: pd.DataFrame, usd: np.ndarray) -> None:
+    bad = np.flatnonzero(~np.isfinite(usd))
+    if len(bad):
+        row = frame.index[bad[0]]
+        currency = frame["payment_currency"].iloc[bad[0]]
+        raise ValueError(f"row {row}, field payment_currency: no USD rate for {currency!r}")

@@ -1,0 +1,62 @@
+"""Configuration of the transaction features (validated; stored with every registered model)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+HOUR = 3600
+
+
+class FeatureConfig(BaseModel):
+    """Windows, thresholds and search limits of the causal transaction features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    windows_h: tuple[float, ...] = Field(
+        (1, 6, 24, 168), description="Per-account aggregation windows in hours.")
+    reporting_threshold_usd: float = Field(
+        10_000, gt=0, description="Cash/transfer reporting threshold (structuring).")
+    near_threshold_share: float = Field(
+        0.8, gt=0, lt=1, description="'Just below the threshold' starts at this share of it.")
+    motif_window_h: float = Field(
+        72, gt=0, description="Window for cycles, scatter-gather and bipartite motifs.")
+    max_cycle_length: int = Field(6, ge=2, le=10, description="Longest temporal cycle searched.")
+    chain_gap_h: float = Field(
+        24, gt=0, description="Pass-through chain: funds leave within this time of arriving.")
+    chain_max_depth: int = Field(
+        5, ge=1, le=20, description="Pass-through chain depth is counted up to this many hops.")
+    chain_amount_band: tuple[float, float] = Field(
+        (0.5, 1.05), description="Pass-through chain: outgoing / incoming amount ratio band.")
+    scan_limit: int = Field(
+        16, ge=1, le=256, description="Most recent edges scanned per account in searches.")
+    motif_fanout_limit: int = Field(
+        8, ge=1, le=64, description="Neighbours scanned per hop for scatter-gather / bipartite.")
+    frontier_limit: int = Field(
+        64, ge=1, le=4096, description="Accounts kept per hop of the cycle search.")
+    usd_per_unit: dict[str, float] | None = Field(
+        None, description="Currency table (USD per unit); default: rates implied by the data, "
+                          "falling back to the built-in table.")
+
+    @field_validator("windows_h")
+    @classmethod
+    def _sorted_windows(cls, windows: tuple[float, ...]) -> tuple[float, ...]:
+        if not windows or len(windows) > 8 or any(w <= 0 for w in windows):
+            raise ValueError("windows_h needs 1 to 8 positive windows")
+        return tuple(sorted(windows))
+
+    @property
+    def windows_s(self) -> list[int]:
+        return [int(round(w * HOUR)) for w in self.windows_h]
+
+    @property
+    def horizon_s(self) -> int:
+        """How far back any feature looks: history older than this never matters."""
+        return max(self.windows_s[-1], int(self.motif_window_h * HOUR),
+                   int(self.chain_max_depth * self.chain_gap_h * HOUR))
+
+
+def window_label(hours: float) -> str:
+    """``1h``, ``24h``, ``7d`` style labels used in feature names and sentences."""
+    if hours >= 24 and hours % 24 == 0 and hours != 24:
+        return f"{int(hours // 24)}d"
+    return f"{hours:g}h"

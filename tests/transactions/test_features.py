@@ -1,0 +1,158 @@
+"""Causal transaction features: causality, chunk parity, and what each motif measures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from illicitflows.transactions.features import (
+    FeatureConfig,
+    LateRecordError,
+    TransactionFeatureBuilder,
+)
+
+START = pd.Timestamp("2022-09-01 08:00")
+
+
+def edges(rows: list[tuple[str, str, float, float]], fmt: str = "Wire") -> pd.DataFrame:
+    """Transactions from (sender, receiver, minutes after START, USD amount)."""
+    return pd.DataFrame({
+        "timestamp": [START + pd.Timedelta(minutes=m) for _, _, m, _ in rows],
+        "from_bank": "001", "from_account": [s for s, _, _, _ in rows],
+        "to_bank": "001", "to_account": [r for _, r, _, _ in rows],
+        "amount_received": [a for *_, a in rows], "receiving_currency": "US Dollar",
+        "amount_paid": [a for *_, a in rows], "payment_currency": "US Dollar",
+        "payment_format": fmt,
+    })
+
+
+def random_transactions(n: int = 4000, accounts: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    minutes = np.sort(rng.integers(0, 6 * 24 * 60, n))
+    frame = edges([(f"A{s}", f"A{r}", m, a) for s, r, m, a in zip(
+        rng.integers(0, accounts, n), rng.integers(0, accounts, n), minutes,
+        rng.lognormal(7, 1.5, n).round(2), strict=True)])
+    frame["payment_currency"] = rng.choice(["US Dollar", "Euro", "Yen"], n)
+    return frame
+
+
+def build(frame: pd.DataFrame, **config: object) -> pd.DataFrame:
+    builder = TransactionFeatureBuilder(FeatureConfig(**config)).fit(frame)
+    return builder.transform(frame)
+
+
+def test_appending_later_transactions_never_changes_earlier_features() -> None:
+    frame = random_transactions()
+    builder = TransactionFeatureBuilder().fit(frame)
+    full = builder.transform(frame)
+    early = builder.transform(frame.iloc[:2500])
+    pd.testing.assert_frame_equal(early, full.iloc[:2500])
+
+
+def test_chunk_by_chunk_with_history_equals_one_pass() -> None:
+    frame = random_transactions()
+    builder = TransactionFeatureBuilder().fit(frame)
+    full = builder.transform(frame)
+    state = builder.new_state()
+    chunks = [builder.transform(frame.iloc[i:i + 100], state) for i in range(0, len(frame), 100)]
+    pd.testing.assert_frame_equal(pd.concat(chunks), full)
+
+
+def test_input_order_does_not_matter_but_ties_follow_it() -> None:
+    frame = random_transactions(n=500)
+    builder = TransactionFeatureBuilder().fit(frame)
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    a = builder.transform(frame)
+    b = builder.transform(shuffled.sort_values("timestamp", kind="stable"))
+    pd.testing.assert_frame_equal(a.loc[b.index], b)
+
+
+def test_late_record_is_refused_with_row_and_field() -> None:
+    frame = random_transactions(n=200)
+    builder = TransactionFeatureBuilder().fit(frame)
+    state = builder.new_state()
+    builder.transform(frame.iloc[100:], state)
+    with pytest.raises(LateRecordError, match="field timestamp"):
+        builder.transform(frame.iloc[:100], state)
+
+
+def test_fan_in_degree_counts_distinct_senders_inside_the_window() -> None:
+    rows = [(f"S{i}", "HUB", i * 10.0, 900.0) for i in range(12)]
+    rows += [("S0", "HUB", 130.0, 900.0), ("LATE", "HUB", 60 * 30.0, 900.0)]
+    features = build(edges(rows))
+    assert features["receiver_in_degree_24h"].tolist()[:13] == [*range(1, 13), 12]
+    assert features["receiver_in_count_24h"].iloc[12] == 13
+    assert features["receiver_in_degree_1h"].iloc[11] == 7  # minutes 50..110: start included
+    assert features["receiver_in_degree_24h"].iloc[13] == 1  # 30 h later: all others expired
+    assert features["pair_prior_transfers"].iloc[12] == 1
+    assert features["pair_prior_transfers"].iloc[0] == 0
+
+
+def test_cycle_is_detected_on_the_closing_edge_only() -> None:
+    rows = [("A", "B", 0, 5000.0), ("B", "C", 60, 4900.0), ("C", "D", 120, 4800.0),
+            ("D", "A", 180, 4700.0)]
+    features = build(edges(rows))
+    assert features["cycle_length"].tolist() == [0, 0, 0, 4]
+
+
+def test_cycle_needs_increasing_times_and_the_motif_window() -> None:
+    out_of_order = [("B", "C", 0, 10.0), ("A", "B", 60, 10.0), ("C", "A", 120, 10.0)]
+    assert build(edges(out_of_order))["cycle_length"].tolist() == [0, 0, 0]
+    slow = [("A", "B", 0, 10.0), ("B", "C", 60, 10.0), ("C", "A", 60 * 80, 10.0)]
+    assert build(edges(slow), motif_window_h=72)["cycle_length"].iloc[-1] == 0
+    assert build(edges(slow), motif_window_h=96)["cycle_length"].iloc[-1] == 3
+
+
+def test_cycles_longer_than_the_limit_are_not_reported() -> None:
+    hops = [(f"N{i}", f"N{i + 1}", i * 10.0, 100.0) for i in range(6)] + [("N6", "N0", 70, 1.0)]
+    assert build(edges(hops), max_cycle_length=7)["cycle_length"].iloc[-1] == 7
+    assert build(edges(hops), max_cycle_length=6)["cycle_length"].iloc[-1] == 0
+
+
+def test_scatter_gather_counts_other_intermediaries_reaching_the_sink() -> None:
+    split = [("SRC", f"M{i}", i, 3000.0) for i in range(5)]
+    gather = [(f"M{i}", "SINK", 100 + i, 2900.0) for i in range(5)]
+    features = build(edges(split + gather))
+    assert features["scatter_gather_paths"].tolist()[5:] == [0, 1, 2, 3, 4]
+
+
+def test_structuring_deposits_just_below_the_threshold_are_counted() -> None:
+    rows = [(f"P{i}", "MULE", i * 30.0, 9000.0 + 100 * i) for i in range(6)]
+    rows.append(("P9", "MULE", 200, 12_000.0))
+    features = build(edges(rows, fmt="Cash"))
+    assert features["just_below_threshold"].tolist() == [1.0] * 6 + [0.0]
+    assert features["receiver_in_near_threshold_24h"].tolist() == [1, 2, 3, 4, 5, 6, 6]
+
+
+def test_pass_through_chain_follows_funds_that_leave_soon_after_arriving() -> None:
+    rows = [("A", "B", 0, 10_000.0), ("B", "C", 30, 9_800.0), ("C", "D", 90, 9_500.0),
+            ("D", "E", 120, 20_000.0)]
+    features = build(edges(rows))
+    assert features["pass_through_chain_depth"].tolist() == [0, 1, 2, 0]
+    assert features["pass_through_chain_lag_hours"].iloc[1] == pytest.approx(0.5)
+    assert features["sender_pass_through_ratio_1h"].iloc[1] == pytest.approx(0.98)
+    assert np.isnan(features["pass_through_chain_lag_hours"].iloc[3])
+
+
+def test_amounts_are_compared_in_usd_with_rates_implied_by_the_data() -> None:
+    rows = edges([("A", "B", i, 100.0) for i in range(10)])
+    rows["receiving_currency"] = "Euro"
+    rows["amount_received"] = 80.0  # the data says 1 EUR = 1.25 USD
+    rows.loc[9, ["payment_currency", "amount_paid"]] = ["Euro", 100.0]
+    features = build(rows)
+    assert features["amount_usd"].iloc[0] == pytest.approx(100.0)
+    assert features["amount_usd"].iloc[9] == pytest.approx(125.0)
+    assert features["currency_mismatch"].iloc[0] == 1.0
+
+
+def test_every_feature_has_a_family_and_a_sentence() -> None:
+    builder = TransactionFeatureBuilder()
+    frame = random_transactions(n=300)
+    features = builder.fit(frame).transform(frame)
+    assert list(features.columns) == builder.feature_names
+    assert len(set(builder.feature_names)) == len(builder.feature_names)
+    for spec in builder.specs:
+        assert spec.family and spec.description
+        sentence = spec.reason(float(features[spec.name].iloc[-1]))
+        assert sentence and "{" not in sentence
