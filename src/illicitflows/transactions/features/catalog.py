@@ -7,8 +7,7 @@ within 24 h" under the family "fan-in".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from illicitflows.feature_spec import FeatureSpec
 from illicitflows.transactions.features.config import FeatureConfig, window_label
 from illicitflows.transactions.features.kernel import SCALARS
 from illicitflows.transactions.schema import PAYMENT_FORMATS, USD_PER_UNIT
@@ -29,27 +28,6 @@ PAYMENT_FORMAT_CODES = tuple(sorted(PAYMENT_FORMATS))
 CURRENCY_CODES = tuple(sorted(USD_PER_UNIT))
 ROLE_SIDES = (("sender", "out"), ("sender", "in"), ("receiver", "in"), ("receiver", "out"))
 KERNEL_STATS = ("count", "amount_usd", "max_usd", "degree", "near_threshold")
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One model input: what it measures, its red-flag family, how a reason quotes it."""
-
-    name: str
-    family: str
-    description: str
-    sentence: str  # format string with {value} (or {label} for categories)
-    categories: tuple[str, ...] | None = None
-
-    def reason(self, value: float) -> str:
-        """The plain-language sentence for an actual value."""
-        if self.categories is not None:
-            index = int(value) if value == value else -1
-            label = self.categories[index] if 0 <= index < len(self.categories) else "unknown"
-            return self.sentence.format(label=label)
-        if value != value:  # NaN
-            return f"{self.description}: none within the history horizon"
-        return self.sentence.format(value=value)
 
 
 def _verb(role: str, side: str) -> tuple[str, str]:

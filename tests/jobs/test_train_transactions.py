@@ -1,0 +1,90 @@
+"""End to end on small simulated data: CLI training into a temporary tracking database,
+the registered model scoring a raw CSV in a fresh process, and the promotion gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from illicitflows.cli import app
+from illicitflows.transactions.simulate import (
+    SimulationConfig,
+    simulate_transactions,
+    write_simulation,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("e2e")
+    sim = simulate_transactions(SimulationConfig(accounts=4000, days=10, laundering_rate=0.004,
+                                                 seed=3))
+    paths = write_simulation(sim, root / "data")
+    pipeline = yaml.safe_load((ROOT / "pipelines" / "transactions.yaml").read_text())
+    pipeline["model"]["num_boost_round"] = 150
+    pipeline["model"]["early_stopping_rounds"] = 30
+    pipeline["shap_sample"] = 200
+    config = root / "fast.yaml"
+    config.write_text(yaml.safe_dump(pipeline))
+    weak = dict(pipeline, model=dict(pipeline["model"], num_boost_round=1))
+    (root / "weak.yaml").write_text(yaml.safe_dump(weak))
+    return {"root": root, "config": config, "weak": root / "weak.yaml",
+            "uri": f"sqlite:///{root / 'mlflow.db'}", **paths}
+
+
+def train(ws: dict[str, Path], config: Path, out: str) -> dict:
+    result = CliRunner().invoke(app, [
+        "train", "transactions", "--data", str(ws["transactions"]), "--patterns",
+        str(ws["patterns"]), "--config", str(config), "--tracking-uri", ws["uri"],
+        "--metrics-out", str(ws["root"] / out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return json.loads((ws["root"] / out).read_text())
+
+
+def test_train_registers_a_challenger_with_the_metrics_document(workspace) -> None:
+    document = train(workspace, workspace["config"], "m1.json")
+    test = document["test"]
+    for key in ("f1", "precision", "recall", "pr_auc", "roc_auc", "account_pr_auc"):
+        assert 0.0 <= test[key] <= 1.0
+    assert set(test["recall_at_budget"]) == {"0.001", "0.005", "0.01"}
+    assert test["per_typology_recall"]
+    assert document["model"]["name"] == "illicitflows-transactions"
+    assert sum(document["rows"].values()) > 0
+    assert document["timings"]["features_s"] > 0
+
+
+def test_registered_challenger_scores_a_raw_csv_in_a_fresh_process(workspace) -> None:
+    script = (
+        "import mlflow, pandas as pd, sys\n"
+        f"mlflow.set_tracking_uri({workspace['uri']!r})\n"
+        "m = mlflow.pyfunc.load_model('models:/illicitflows-transactions@challenger')\n"
+        f"raw = pd.read_csv({str(workspace['transactions'])!r}, dtype=str).head(500)\n"
+        "out = m.predict(raw)\n"
+        "assert len(out) == 500 and out['score'].between(0, 1).all(), out\n"
+        "print(int(out['flagged'].sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_promotion_gate_refuses_a_worse_challenger(workspace) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["promote", "transactions", "--tracking-uri", workspace["uri"]])
+    assert first.exit_code == 0, first.output
+    train(workspace, workspace["weak"], "m2.json")
+    refused = runner.invoke(app, ["promote", "transactions", "--tracking-uri", workspace["uri"]])
+    assert refused.exit_code == 1
+    assert "does not beat" in refused.output
+    forced = runner.invoke(app, ["promote", "transactions", "--tracking-uri", workspace["uri"],
+                                 "--force", "--reason", "drill"])
+    assert forced.exit_code == 0, forced.output
