@@ -158,8 +158,7 @@ def test_pass_through_leaves_within_hours(sim: SimulatedTransactions) -> None:
         assert len(inflow) == len(outflow) >= 2
         delay = outflow["timestamp"].to_numpy() - inflow["timestamp"].to_numpy()
         assert (delay >= pd.Timedelta(0)).all() and (delay <= pd.Timedelta(hours=24)).all()
-        assert outflow["amount_paid"].sum() < inflow["amount_paid"].sum() * 1.01 or (
-            outflow["payment_currency"].iloc[0] != inflow["receiving_currency"].iloc[0])
+        assert usd(outflow).sum() < usd(inflow).sum()  # less a cut
 
 
 def test_received_amount_follows_exchange_rates(sim: SimulatedTransactions) -> None:

@@ -737,6 +737,7 @@ class _Typology:
     n_nodes: Callable[[np.ndarray], np.ndarray]
     build: Callable[[_Plan, _Nodes, np.random.Generator], _Flows]
     hours: tuple[float, float] | None = None  # window for fast, hard attempts; None = default
+    of_threshold: bool = False  # edge weights are shares of the reporting threshold
 
 
 def _pair(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -767,7 +768,8 @@ SPECS: dict[str, _Typology] = {
     "BIPARTITE": _Typology(lambda d, u: _pair(_small(d), 2 + (d * u > 6) + (d * u > 10)),
                            lambda s: s[:, 0] * s[:, 1], lambda s: s[:, 0] + s[:, 1], _bipartite),
     "STRUCTURING": _Typology(lambda d, u: _pair(d + 1, 1 + (u * np.minimum(3, d)).astype(int)),
-                             lambda s: s[:, 0], lambda s: s[:, 1] + 1, _structuring),
+                             lambda s: s[:, 0], lambda s: s[:, 1] + 1, _structuring,
+                             of_threshold=True),
     "PASS-THROUGH": _Typology(lambda d, u: _pair(1 + d // 3, 1 + (u * 2.99).astype(int)),
                               lambda s: 2 * s[:, 0], lambda s: 1 + 2 * s[:, 1], _pass_through,
                               hours=(0.5, 6.0)),
@@ -822,6 +824,8 @@ def _plan(spec: _Typology, budget: float, style: _Style, config: SimulationConfi
     start, span = _windows(hard, spec.hours, clock, rng)
     base = np.where(hard, _lognormal(style.hard_amount_usd, config.amount_sigma, keep, rng),
                     _lognormal(style.amount_usd, config.amount_sigma, keep, rng))
+    if spec.of_threshold:
+        base = np.full(keep, config.reporting_threshold_usd)
     dominant = (np.full(keep, -1) if style.formats is None
                 else np.where(hard, -1, _choose(style.formats, keep, rng)))
     return _Plan(shape, hard, start, span, base, dominant, style.band)
@@ -859,7 +863,7 @@ def _realise(name: str, plan: _Plan, pool: _NodePool, domestic_share: float, lab
     flows = spec.build(plan, nodes, rng)
     fmt = _edge_formats(plan, flows, pop, rng)
     if name == "STRUCTURING":
-        fmt = np.where(plan.hard[flows.group], fmt, _choose(DEPOSIT_FORMATS, fmt.size, rng))
+        fmt = _choose(DEPOSIT_FORMATS, fmt.size, rng)
     minute = _edge_minutes(plan, flows, clock, rng)
     usd = plan.base[flows.group] * flows.weight
     n = flows.group.size
@@ -1000,7 +1004,7 @@ def simulate_transactions(config: SimulationConfig,
     """Simulate background payments with laundering attempts; see the module docstring."""
     rng = np.random.default_rng(config.seed)
     start = pd.Timestamp(config.start)
-    clock = _Clock(config.days, start.dayofweek)
+    clock = _Clock(config.days, start.day_of_week)
     pop = _build_population(config, rng)
     progress("population")
     background = _background(pop, config, clock, start, rng)

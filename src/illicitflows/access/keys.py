@@ -1,0 +1,142 @@
+"""API keys: create, revoke, list, authenticate; and which role may do what.
+
+A secret is ``ifk_<key_id>_<token>`` with a 256-bit ``secrets.token_urlsafe(32)`` token; it is
+shown once and only ``sha256(salt + secret)`` is stored. A slow password hash (scrypt, bcrypt)
+protects guessable passwords; a 256-bit random token cannot be guessed or brute-forced from its
+hash, so one SHA-256 is as safe here and keeps authentication (run on every request) in the
+microseconds. The per-key salt keeps equal hashes from ever linking two databases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+import sqlalchemy as sa
+
+from illicitflows.audit.db import make_engine, sqlite_url
+from illicitflows.settings import data_dir
+
+Role = Literal["scorer", "auditor", "admin"]
+ROLES = frozenset(get_args(Role))
+PREFIX = "ifk"
+
+_SCORER = frozenset({"score"})
+_AUDITOR = frozenset({"read_decisions", "read_models", "read_reports"})
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "scorer": _SCORER,
+    "auditor": _AUDITOR,
+    "admin": _SCORER | _AUDITOR | {"manage_keys"},
+}
+
+metadata = sa.MetaData()
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("label", sa.String),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("revoked_at", sa.String(32)),
+)
+
+
+def allowed(role: str, permission: str) -> bool:
+    """Whether ``role`` grants ``permission`` (unknown roles grant nothing)."""
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def default_url() -> str:
+    """``sqlite:///<data dir>/keys.db``."""
+    return sqlite_url(data_dir() / "keys.db")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an active key and its role."""
+
+    key_id: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as listed: never its secret."""
+
+    key_id: str
+    role: Role
+    label: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+class KeyStore:
+    """API keys in any SQLAlchemy database. Lookups are not cached, so a revocation made by
+    another process (the CLI) takes effect on the next request."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self._engine = make_engine(self.url)
+        metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def create(self, role: Role, label: str | None = None) -> tuple[str, str]:
+        """A new key: ``(key_id, secret)``. The secret is not stored and cannot be shown again."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {sorted(ROLES)}, got {role!r}")
+        key_id = secrets.token_hex(8)
+        secret = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        salt = secrets.token_hex(16)
+        with self._engine.begin() as connection:
+            connection.execute(api_keys.insert().values(
+                key_id=key_id, role=role, label=label, salt=salt,
+                secret_sha256=_digest(salt, secret), created_at=_now()))
+        return key_id, secret
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key; False if there is no active key with this id."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                api_keys.update().where(api_keys.c.key_id == key_id,
+                                        api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=_now()))
+        return result.rowcount == 1
+
+    def authenticate(self, secret: str) -> Principal | None:
+        """The principal of an active key's secret, or None (malformed, unknown, wrong, revoked)."""
+        prefix, _, rest = secret.partition("_")
+        key_id, _, token = rest.partition("_")
+        if prefix != PREFIX or not key_id or not token:
+            return None
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(api_keys.c.role, api_keys.c.salt, api_keys.c.secret_sha256,
+                          api_keys.c.revoked_at).where(api_keys.c.key_id == key_id)).first()
+        if row is None or not hmac.compare_digest(_digest(row.salt, secret), row.secret_sha256):
+            return None
+        return Principal(key_id, row.role) if row.revoked_at is None else None
+
+    def list(self) -> list[KeyInfo]:
+        """All keys, oldest first, revoked ones included."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(api_keys.c.key_id, api_keys.c.role, api_keys.c.label,
+                          api_keys.c.created_at, api_keys.c.revoked_at)
+                .order_by(api_keys.c.created_at, api_keys.c.key_id))
+            return [KeyInfo(**row) for row in rows.mappings()]
+
+
+def _digest(salt: str, secret: str) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -1,0 +1,81 @@
+"""What goes into the audit log and what comes back out of it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+Detector = Literal["transactions", "trade"]
+DETECTORS = frozenset(get_args(Detector))
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInput:
+    """One scoring decision to log; ``record`` is the raw input record as the scorer saw it."""
+
+    request_id: str
+    detector: Detector
+    model_name: str
+    model_version: str
+    record: Mapping[str, Any]
+    score: float
+    threshold: float
+    flagged: bool
+    key_id: str | None = None
+    run_id: str | None = None
+    features_version: str | None = None
+    explanation: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {sorted(DETECTORS)}, got {self.detector!r}")
+        if not (math.isfinite(self.score) and math.isfinite(self.threshold)):
+            raise ValueError("score and threshold must be finite numbers")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A logged decision: its input, chain position, timestamp and hashes."""
+
+    decision_id: str
+    seq: int
+    request_id: str
+    created_at: str
+    key_id: str | None
+    detector: Detector
+    model_name: str
+    model_version: str
+    run_id: str | None
+    features_version: str | None
+    record: dict[str, Any]
+    record_sha256: str
+    score: float
+    threshold: float
+    flagged: bool
+    explanation: dict[str, Any] | None
+    prev_hash: str
+    row_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a query, with the total number of matching decisions."""
+
+    items: list[StoredDecision]
+    total: int
+    page: int
+    page_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Outcome of a chain verification; names the first bad row when ``ok`` is false."""
+
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    first_bad_decision_id: str | None
+    problem: str
+    head_hash: str

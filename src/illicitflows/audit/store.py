@@ -1,0 +1,199 @@
+"""``AuditLog``: append scoring decisions to a hash chain, read them back, verify the chain."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
+from illicitflows.audit.chain import ChainWalker, row_hash
+from illicitflows.audit.db import make_engine, sqlite_url, write_transaction
+from illicitflows.audit.models import DecisionInput, Page, StoredDecision, VerifyReport
+from illicitflows.audit.schema import HEAD_ID, chain_head, create_schema, decisions
+from illicitflows.settings import data_dir
+
+MAX_PAGE_SIZE = 1000
+VERIFY_PAGE_SIZE = 5000
+
+
+def default_url() -> str:
+    """``sqlite:///<data dir>/audit.db``."""
+    return sqlite_url(data_dir() / "audit.db")
+
+
+def utc_iso(moment: datetime | str) -> str:
+    """UTC ISO-8601 with microseconds, the one format ``created_at`` is stored in (naive = UTC)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class AuditLog:
+    """Tamper-evident log of scoring decisions in any SQLAlchemy database.
+
+    Appends are serialised by the chain-head row: ``BEGIN IMMEDIATE`` on SQLite, ``SELECT ...
+    FOR UPDATE`` elsewhere, so concurrent writers (threads or processes) queue and never fork
+    the chain. Reads take no lock.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self._engine = make_engine(self.url)
+        create_schema(self._engine)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def append(self, inputs: Sequence[DecisionInput]) -> list[StoredDecision]:
+        """Log a batch of decisions in one committed transaction, in order; returns them stored."""
+        prepared = [_prepare(decision) for decision in inputs]
+        if not prepared:
+            return []
+        with write_transaction(self._engine) as connection:
+            head = connection.execute(
+                sa.select(chain_head.c.seq, chain_head.c.row_hash)
+                .where(chain_head.c.id == HEAD_ID)).one()
+            created_at = utc_iso(datetime.now(UTC))
+            prev_hash, seq = head.row_hash, head.seq
+            for row, _ in prepared:
+                seq += 1
+                row.update(seq=seq, created_at=created_at, prev_hash=prev_hash)
+                row["row_hash"] = prev_hash = row_hash(prev_hash, row)
+            connection.execute(decisions.insert(), [row for row, _ in prepared])
+            connection.execute(chain_head.update().where(chain_head.c.id == HEAD_ID)
+                               .values(seq=seq, row_hash=prev_hash))
+        return [_stored(row, plain) for row, plain in prepared]
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        """The decision with this id, or None."""
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(decisions)
+                                     .where(decisions.c.decision_id == decision_id)).first()
+        return None if row is None else _loaded(row._mapping)
+
+    def query(self, from_time: datetime | str | None = None, to_time: datetime | str | None = None,
+              flagged: bool | None = None, model_version: str | None = None,
+              detector: str | None = None, page: int = 1, page_size: int = 100) -> Page:
+        """Decisions in ``[from_time, to_time)`` matching the filters, oldest first, one page."""
+        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page must be >= 1 and page_size in 1..{MAX_PAGE_SIZE}")
+        where = _filters(from_time, to_time, flagged, model_version, detector)
+        with self._engine.connect() as connection:
+            total = connection.scalar(sa.select(sa.func.count()).select_from(decisions)
+                                      .where(*where))
+            rows = connection.execute(sa.select(decisions).where(*where)
+                                      .order_by(decisions.c.seq)
+                                      .limit(page_size).offset((page - 1) * page_size))
+            items = [_loaded(row) for row in rows.mappings()]
+        return Page(items=items, total=total or 0, page=page, page_size=page_size)
+
+    def verify(self, page_size: int = VERIFY_PAGE_SIZE) -> VerifyReport:
+        """Walk the chain in ``seq`` order, page by page, and name the first bad row.
+
+        Catches edited rows (hash mismatch), deleted rows (seq gap), inserted rows (broken
+        link), a cut-off tail (fewer rows than the head records) and rows beyond the head.
+        Rows appended while it runs are left for the next run.
+        """
+        with self._engine.connect() as connection:
+            head = connection.execute(sa.select(chain_head.c.seq, chain_head.c.row_hash)
+                                      .where(chain_head.c.id == HEAD_ID)).one()
+        walker = ChainWalker()
+        for row in self._rows(head.seq, page_size):
+            problem = walker.problem(row)
+            if problem:
+                return _bad(walker, row["seq"], row["decision_id"], problem)
+        if walker.checked < head.seq:
+            return _bad(walker, walker.checked + 1, None,
+                        f"chain head records {head.seq} rows but the chain ends at seq "
+                        f"{walker.checked} (rows deleted from the end?)")
+        if walker.last_hash != head.row_hash:
+            return _bad(walker, head.seq, walker.last_decision_id,
+                        "last row's row_hash does not match the chain head (chain rewritten?)")
+        extra = self._first_row_beyond_head()
+        if extra is not None:
+            return _bad(walker, extra.seq, extra.decision_id,
+                        "row beyond the chain head (appended outside the audit log?)")
+        return VerifyReport(ok=True, checked=walker.checked, first_bad_seq=None,
+                            first_bad_decision_id=None, problem="", head_hash=walker.last_hash)
+
+    def _rows(self, last_seq: int, page_size: int) -> Iterator[RowMapping]:
+        """Rows with seq <= last_seq in seq order, one short read per page (keyset paging)."""
+        after = 0
+        with self._engine.connect() as connection:
+            while True:
+                page = connection.execute(
+                    sa.select(decisions).where(decisions.c.seq > after,
+                                               decisions.c.seq <= last_seq)
+                    .order_by(decisions.c.seq).limit(page_size)).mappings().all()
+                connection.rollback()  # end the read transaction between pages
+                if not page:
+                    return
+                yield from page
+                after = page[-1]["seq"]
+
+    def _first_row_beyond_head(self) -> sa.Row[Any] | None:
+        with self._engine.connect() as connection:
+            return connection.execute(
+                sa.select(decisions.c.seq, decisions.c.decision_id)
+                .where(decisions.c.seq > sa.select(chain_head.c.seq)
+                       .where(chain_head.c.id == HEAD_ID).scalar_subquery())
+                .order_by(decisions.c.seq).limit(1)).first()
+
+
+def _prepare(decision: DecisionInput) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The row of a decision, less its chain fields, and its record and explanation as data."""
+    record, explanation = jsonable(decision.record), jsonable(decision.explanation)
+    row = {
+        "decision_id": str(uuid.uuid4()), "request_id": decision.request_id,
+        "key_id": decision.key_id, "detector": decision.detector,
+        "model_name": decision.model_name, "model_version": decision.model_version,
+        "run_id": decision.run_id, "features_version": decision.features_version,
+        "record": dumps(record), "score": float(decision.score),
+        "threshold": float(decision.threshold), "flagged": bool(decision.flagged),
+        "explanation": None if explanation is None else dumps(explanation),
+    }
+    row["record_sha256"] = sha256_hex(row["record"])
+    return row, {"record": record, "explanation": explanation}
+
+
+def _stored(row: dict[str, Any], data: dict[str, Any]) -> StoredDecision:
+    return StoredDecision(**{**row, **data})
+
+
+def _loaded(row: RowMapping) -> StoredDecision:
+    explanation = row["explanation"]
+    return _stored(dict(row), {"record": json.loads(row["record"]),
+                               "explanation": None if explanation is None
+                               else json.loads(explanation)})
+
+
+def _filters(from_time: datetime | str | None, to_time: datetime | str | None,
+             flagged: bool | None, model_version: str | None,
+             detector: str | None) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if from_time is not None:
+        where.append(decisions.c.created_at >= utc_iso(from_time))
+    if to_time is not None:
+        where.append(decisions.c.created_at < utc_iso(to_time))
+    if flagged is not None:
+        where.append(decisions.c.flagged == flagged)
+    if model_version is not None:
+        where.append(decisions.c.model_version == model_version)
+    if detector is not None:
+        where.append(decisions.c.detector == detector)
+    return where
+
+
+def _bad(walker: ChainWalker, seq: int, decision_id: str | None, problem: str) -> VerifyReport:
+    return VerifyReport(ok=False, checked=walker.checked, first_bad_seq=seq,
+                        first_bad_decision_id=decision_id, problem=problem,
+                        head_hash=walker.last_hash)

@@ -1,0 +1,1 @@
+"""Explanations: exact TreeSHAP contributions turned into analyst-readable reasons."""

@@ -1,0 +1,1 @@
+"""The scoring service: engine (no HTTP), history state, roll-ups, networks, HTTP shell."""

@@ -1,0 +1,255 @@
+"""The scoring engine, without HTTP: validate records, build features against the history
+state, score, explain, roll up, find networks, and hand the decisions to the audit log before
+anything is returned. The HTTP service, offline scoring and tests all call this."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
+from illicitflows.modeling.detector import Detector
+from illicitflows.modeling.domains import DOMAINS
+from illicitflows.serving.canonical import record_dicts
+from illicitflows.serving.history import HistoryStore
+from illicitflows.serving.networks import suspected_networks
+from illicitflows.serving.rollups import roll_up
+from illicitflows.transactions.features import LateRecordError
+
+RISK_BANDS = ("low", "medium", "high", "critical")
+
+
+class InputError(ValueError):
+    """Bad records: each issue names the record index, the field and the reason."""
+
+    def __init__(self, issues: list[dict[str, Any]]) -> None:
+        self.issues = issues
+        first = issues[0] if issues else {}
+        super().__init__(f"{len(issues)} problem(s); first: record {first.get('index')}, "
+                         f"field {first.get('field')}: {first.get('reason')}")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which registered model version a scorer runs."""
+
+    name: str
+    version: str
+    run_id: str
+
+
+@dataclass
+class Decision:
+    """One scored record, ready for the audit log and the response."""
+
+    decision_id: str
+    record_id: str
+    record: dict[str, Any]
+    score: float
+    threshold: float
+    flagged: bool
+    explanation: Explanation | None
+
+
+@dataclass
+class ScoredBatch:
+    """The decisions of one request plus its roll-ups (and networks for transactions)."""
+
+    decisions: list[Decision]
+    rollups: list[dict[str, Any]]
+    networks: list[dict[str, Any]] = field(default_factory=list)
+
+
+DecisionSink = Callable[[list[Decision]], None]
+
+
+def risk_band(score: float, threshold: float) -> str:
+    """low below half the threshold, medium below it, high up to halfway to 1, else critical."""
+    if score < threshold / 2:
+        return RISK_BANDS[0]
+    if score < threshold:
+        return RISK_BANDS[1]
+    return RISK_BANDS[2] if score < (1 + threshold) / 2 else RISK_BANDS[3]
+
+
+class Scorer(ABC):
+    """Scores one domain's records with one detector and a durable history state."""
+
+    id_column = "id"
+    time_column = "timestamp"
+
+    def __init__(self, detector: Detector, model: ModelRef, store: HistoryStore) -> None:
+        self.detector = detector
+        self.model = model
+        self.store = store
+        self.domain = DOMAINS[detector.domain]
+        self.lock = threading.Lock()
+        self.rebuild()
+
+    # -- state -----------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Rebuild the feature state from the stored history."""
+        self.state = self.detector.builder.new_state()
+        stored = self.store.load(since=self.history_since())
+        if not stored.empty:
+            frame = self.validate(stored.drop(columns=["_seq", "_score", "_flagged"]))
+            features = self.detector.builder.transform(frame, self.state)
+            self.after_rebuild(frame, features, stored["_flagged"].to_numpy(dtype=bool))
+
+    def history_since(self) -> str | None:
+        return None
+
+    @abstractmethod
+    def after_rebuild(self, frame: pd.DataFrame, features: pd.DataFrame,
+                      flagged: np.ndarray) -> None:
+        """Restore what a scorer keeps beyond the feature state (e.g. flagged edges)."""
+
+    # -- scoring ---------------------------------------------------------------------------
+    def validate(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Typed canonical records, or :class:`InputError` listing every bad record."""
+        unknown = sorted(set(raw.columns) - set(self.domain.schema.columns))
+        issues = [{"index": int(i), "field": c, "reason": "unknown field"}
+                  for c in unknown for i in np.flatnonzero(raw[c].notna().to_numpy())]
+        result = self.domain.schema.parse(raw.drop(columns=unknown))
+        issues += [{"index": int(r.row), "field": r.column, "reason": r.reason, "value": r.value}
+                   for r in result.errors.itertuples(index=False)]
+        if issues:
+            raise InputError(sorted(issues, key=lambda i: (i["index"], i["field"])))
+        return result.frame
+
+    def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
+              top_k: int = DEFAULT_TOP_K) -> ScoredBatch:
+        """Score a batch; ``sink`` must durably log the decisions before this returns."""
+        raw = pd.DataFrame.from_records(records)
+        if self.id_column not in raw.columns:
+            raw[self.id_column] = None
+        missing = raw[self.id_column].isna()
+        raw.loc[missing, self.id_column] = [uuid.uuid4().hex for _ in range(int(missing.sum()))]
+        frame = self.validate(raw)
+        with self.lock:
+            return self._score_locked(frame, sink, explain_all, top_k)
+
+    def _score_locked(self, frame: pd.DataFrame, sink: DecisionSink, explain_all: bool,
+                      top_k: int) -> ScoredBatch:
+        try:
+            features = self.detector.builder.transform(frame, self.state)
+        except LateRecordError as error:
+            raise InputError([{"index": None, "field": self.time_column,
+                               "reason": str(error)}]) from error
+        scores = self.detector.score_features(features)
+        threshold = self.detector.threshold
+        flagged = scores >= threshold
+        wanted = np.ones(len(frame), bool) if explain_all else flagged
+        explained = explain(self.detector, features[wanted], top_k)
+        explanations: list[Explanation | None] = [None] * len(frame)
+        for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
+            explanations[position] = item
+        records = record_dicts(frame)
+        decisions = [Decision(uuid.uuid4().hex, str(rec[self.id_column]), rec, float(s),
+                              threshold, bool(f), e)
+                     for rec, s, f, e in zip(records, scores, flagged, explanations, strict=True)]
+        times = [pd.Timestamp(t).isoformat() for t in frame[self.time_column]]
+        seqs = self.store.append(records, [d.record_id for d in decisions],
+                                 [d.decision_id for d in decisions], times,
+                                 [d.score for d in decisions], [d.flagged for d in decisions])
+        try:
+            sink(decisions)
+        except Exception:
+            self.store.remove(seqs)
+            self.rebuild()
+            raise
+        return self.assemble(frame, features, decisions)
+
+    @abstractmethod
+    def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
+                 decisions: list[Decision]) -> ScoredBatch:
+        """Roll-ups (and networks) of a scored batch; each domain defines its own."""
+
+    @staticmethod
+    def reasons_of(decisions: list[Decision]) -> list[list[dict[str, Any]]]:
+        return [[r.as_dict() for r in d.explanation.reasons] if d.explanation else []
+                for d in decisions]
+
+
+class TransactionScorer(Scorer):
+    """Payments: history bounded by the features' horizon; accounts and networks."""
+
+    def __init__(self, detector: Detector, model: ModelRef, store: HistoryStore) -> None:
+        self.flagged_edges = pd.DataFrame(columns=["id", "sender", "receiver", "time",
+                                                   "amount_usd", "families"])
+        super().__init__(detector, model, store)
+
+    @property
+    def horizon(self) -> pd.Timedelta:
+        return pd.Timedelta(seconds=self.detector.builder.config.horizon_s)
+
+    def history_since(self) -> str | None:
+        latest = self.store.latest_time()
+        return None if latest is None else (pd.Timestamp(latest) - self.horizon).isoformat()
+
+    def after_rebuild(self, frame: pd.DataFrame, features: pd.DataFrame,
+                      flagged: np.ndarray) -> None:
+        explained = explain(self.detector, features[flagged])
+        families = [[r.family for r in e.reasons] for e in explained]
+        self._remember(frame[flagged], features[flagged], families)
+
+    def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
+                 decisions: list[Decision]) -> ScoredBatch:
+        reasons = self.reasons_of(decisions)
+        keys = pd.DataFrame({"sender": _accounts(frame, "from"),
+                             "receiver": _accounts(frame, "to")})
+        scores = pd.Series([d.score for d in decisions])
+        flagged = pd.Series([d.flagged for d in decisions])
+        mask = flagged.to_numpy()
+        self._remember(frame[mask], features[mask],
+                       [[r["family"] for r in reasons[i]] for i in np.flatnonzero(mask)])
+        in_request = {str(i) for i in frame.loc[mask, self.id_column]}
+        return ScoredBatch(decisions=decisions, rollups=roll_up(keys, scores, flagged, reasons),
+                           networks=suspected_networks(self.flagged_edges, in_request))
+
+    def _remember(self, frame: pd.DataFrame, features: pd.DataFrame,
+                  families: list[list[str]]) -> None:
+        """Keep flagged edges within the horizon for network detection."""
+        new = pd.DataFrame({"id": frame[self.id_column].astype(str).to_numpy(),
+                            "sender": _accounts(frame, "from"),
+                            "receiver": _accounts(frame, "to"),
+                            "time": frame[self.time_column].to_numpy(),
+                            "amount_usd": features["amount_usd"].to_numpy(),
+                            "families": families})
+        edges = new if self.flagged_edges.empty else pd.concat([self.flagged_edges, new],
+                                                               ignore_index=True)
+        if not edges.empty:
+            latest = pd.Timestamp(edges["time"].max())
+            edges = edges[pd.to_datetime(edges["time"]) >= latest - self.horizon]
+        self.flagged_edges = edges.reset_index(drop=True)
+
+
+class TradeScorer(Scorer):
+    """Customs declarations: party history since training; importer roll-up."""
+
+    id_column = "declaration_id"
+    time_column = "date"
+
+    def after_rebuild(self, frame: pd.DataFrame, features: pd.DataFrame,
+                      flagged: np.ndarray) -> None:
+        """Party history lives in the feature state: nothing more to restore."""
+
+    def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
+                 decisions: list[Decision]) -> ScoredBatch:
+        reasons = self.reasons_of(decisions)
+        keys = pd.DataFrame({"importer": frame["importer_id"].astype(str).to_numpy()})
+        return ScoredBatch(decisions=decisions,
+                           rollups=roll_up(keys, pd.Series([d.score for d in decisions]),
+                                           pd.Series([d.flagged for d in decisions]), reasons))
+
+
+def _accounts(frame: pd.DataFrame, side: str) -> np.ndarray:
+    return (frame[f"{side}_bank"].astype(str) + "|"
+            + frame[f"{side}_account"].astype(str)).to_numpy(dtype=object)

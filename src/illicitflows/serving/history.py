@@ -1,0 +1,104 @@
+"""Durable history of scored records, so the service rebuilds its feature state after a restart
+and an auditor's replay sees exactly the history a decision saw. SQLAlchemy: SQLite by
+default, any SQLAlchemy URL works."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+
+class HistoryStore:
+    """Append-only table of the records a domain has scored, in arrival order (``seq``)."""
+
+    def __init__(self, url: str, domain: str) -> None:
+        self.engine = create_engine(url)
+        _sqlite_pragmas(self.engine)
+        self.metadata = MetaData()
+        self.table = Table(
+            f"history_{domain}", self.metadata,
+            Column("seq", Integer, primary_key=True, autoincrement=True),
+            Column("record_id", String(128), nullable=False),
+            Column("decision_id", String(64), nullable=False, unique=True),
+            Column("event_time", String(40), nullable=False, index=True),
+            Column("record", Text, nullable=False),
+            Column("score", Float, nullable=False),
+            Column("flagged", Boolean, nullable=False),
+        )
+        self.metadata.create_all(self.engine)
+
+    def append(self, records: list[dict[str, Any]], ids: list[str], decision_ids: list[str],
+               times: list[str], scores: list[float], flagged: list[bool]) -> list[int]:
+        """Store a batch in one transaction; returns the sequence numbers given."""
+        rows = [{"record_id": i, "decision_id": d, "event_time": t, "record": json.dumps(r),
+                 "score": s, "flagged": f}
+                for r, i, d, t, s, f in zip(records, ids, decision_ids, times, scores, flagged,
+                                            strict=True)]
+        if not rows:
+            return []
+        with self.engine.begin() as connection:
+            result = connection.execute(insert(self.table).returning(self.table.c.seq), rows)
+            return sorted(int(seq) for seq in result.scalars())
+
+    def remove(self, seqs: list[int]) -> None:
+        """Take back a batch whose decisions could not be logged."""
+        if seqs:
+            with self.engine.begin() as connection:
+                connection.execute(delete(self.table).where(self.table.c.seq.in_(seqs)))
+
+    def load(self, since: str | None = None, before_seq: int | None = None) -> pd.DataFrame:
+        """Stored records (``seq`` order), from ``since`` (ISO time) and before ``before_seq``."""
+        query = select(self.table).order_by(self.table.c.seq)
+        if since is not None:
+            query = query.where(self.table.c.event_time >= since)
+        if before_seq is not None:
+            query = query.where(self.table.c.seq < before_seq)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        records = pd.DataFrame([json.loads(r.record) for r in rows])
+        if rows:
+            records["_seq"] = [r.seq for r in rows]
+            records["_score"] = [r.score for r in rows]
+            records["_flagged"] = [bool(r.flagged) for r in rows]
+        return records
+
+    def seq_of(self, decision_id: str) -> int | None:
+        """The position of a decision's record in the history."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(self.table.c.seq).where(
+                self.table.c.decision_id == decision_id)).scalar_one_or_none()
+
+    def latest_time(self) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(select(self.table.c.event_time).order_by(
+                self.table.c.event_time.desc()).limit(1)).scalar_one_or_none()

@@ -1,0 +1,279 @@
+"""AuditLog: round trip, queries, tamper detection and concurrent appends (SQLite; PostgreSQL
+too when ``ILLICITFLOWS_TEST_PG_URL`` is set)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from illicitflows.audit import AuditLog, DecisionInput
+from illicitflows.audit.canonical import canonical_json, sha256_hex
+from illicitflows.audit.chain import GENESIS_HASH, row_hash
+from illicitflows.audit.db import make_engine
+from illicitflows.audit.schema import chain_head, decisions, metadata
+
+PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
+def url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    engine = make_engine(PG_URL)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return PG_URL
+
+
+@pytest.fixture
+def log(url: str):
+    audit_log = AuditLog(url)
+    yield audit_log
+    audit_log.close()
+
+
+def decision(i: int = 0, **overrides) -> DecisionInput:
+    fields = {
+        "request_id": f"req-{i // 10}", "detector": "transactions", "model_name": "aml-lgbm",
+        "model_version": "3", "run_id": "run-abc", "features_version": "f1", "key_id": "k1",
+        "record": {"amount_paid": 100.0 + i, "from_account": f"A{i}",
+                   "timestamp": datetime(2022, 9, 1, 0, i % 60)},
+        "score": i / 100, "threshold": 0.5, "flagged": i % 3 == 0,
+        "explanation": {"base_value": 0.1, "contributions": {"amount_paid": 0.2},
+                        "reasons": ["large amount"]} if i % 3 == 0 else None,
+    }
+    return DecisionInput(**{**fields, **overrides})
+
+
+def execute(url: str, statement) -> None:
+    """Tamper with the database behind the log's back."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(statement)
+    engine.dispose()
+
+
+def row(url: str, seq: int) -> dict:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(decisions).where(decisions.c.seq == seq)).one()
+    engine.dispose()
+    return dict(found._mapping)
+
+
+def filled(log: AuditLog, n: int = 10) -> list:
+    return log.append([decision(i) for i in range(n)])
+
+
+def test_append_get_round_trip(log: AuditLog) -> None:
+    extra = decision(1, record={"amount": np.float64(12.5), "count": np.int64(3),
+                                "missing": float("nan"), "at": datetime(2022, 9, 1, 12, 30)})
+    stored = log.append([decision(0), extra])
+    assert [s.seq for s in stored] == [1, 2]
+    assert stored[0].prev_hash == GENESIS_HASH and stored[1].prev_hash == stored[0].row_hash
+    for item in stored:
+        assert log.get(item.decision_id) == item
+    got = log.get(stored[1].decision_id)
+    assert got.record == {"amount": 12.5, "count": 3, "missing": None, "at": "2022-09-01T12:30:00"}
+    assert got.record_sha256 == sha256_hex(canonical_json(got.record))
+    assert (got.model_version, got.run_id, got.features_version) == ("3", "run-abc", "f1")
+    assert stored[0].explanation["contributions"] == {"amount_paid": 0.2}
+    assert stored[1].explanation is None
+    created = datetime.fromisoformat(got.created_at)
+    assert created.tzinfo is not None and created.utcoffset().total_seconds() == 0
+    assert len(got.created_at.split(".")[1].split("+")[0]) == 6  # microseconds
+    assert log.get("no-such-id") is None
+
+
+def test_empty_append_writes_nothing(log: AuditLog) -> None:
+    assert log.append([]) == []
+    assert log.query().total == 0
+    assert log.verify().ok
+
+
+def test_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="detector"):
+        decision(detector="crypto")
+    with pytest.raises(ValueError, match="finite"):
+        decision(score=float("nan"))
+
+
+def test_sqlite_is_durable_wal(url: str, log: AuditLog) -> None:
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
+
+
+def test_default_url_is_in_data_dir(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ILLICITFLOWS_DATA_DIR", str(tmp_path))
+    audit_log = AuditLog()
+    audit_log.close()
+    assert audit_log.url == f"sqlite:///{tmp_path / 'audit.db'}"
+    assert (tmp_path / "audit.db").exists()
+
+
+def test_chain_verifies_across_batches_and_pages(log: AuditLog) -> None:
+    stored = filled(log, 7) + log.append([decision(i) for i in range(7, 12)])
+    report = log.verify(page_size=5)
+    assert report.ok and report.checked == 12 and report.first_bad_seq is None
+    assert report.head_hash == stored[-1].row_hash
+
+
+def test_edited_score_is_named(url: str, log: AuditLog) -> None:
+    stored = filled(log)
+    execute(url, decisions.update().where(decisions.c.seq == 5).values(score=0.01))
+    report = log.verify(page_size=3)
+    assert not report.ok
+    assert (report.first_bad_seq, report.first_bad_decision_id) == (5, stored[4].decision_id)
+    assert report.checked == 4 and "row_hash" in report.problem
+
+
+def test_edited_record_is_named(url: str, log: AuditLog) -> None:
+    stored = filled(log)
+    execute(url, decisions.update().where(decisions.c.seq == 3)
+            .values(record='{"amount_paid":1.0}'))
+    report = log.verify()
+    assert (report.ok, report.first_bad_decision_id) == (False, stored[2].decision_id)
+    assert "record_sha256" in report.problem
+
+
+def test_deleted_middle_row_names_the_next(url: str, log: AuditLog) -> None:
+    stored = filled(log)
+    execute(url, decisions.delete().where(decisions.c.seq == 5))
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 6)
+    assert report.first_bad_decision_id == stored[5].decision_id
+    assert "seq gap" in report.problem
+
+
+def test_deleted_last_row_is_caught_by_the_head(url: str, log: AuditLog) -> None:
+    filled(log)
+    execute(url, decisions.delete().where(decisions.c.seq == 10))
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq, report.checked) == (False, 10, 9)
+    assert "chain head" in report.problem
+
+
+def forged(prev: dict, seq: int) -> dict:
+    """A well-formed row that links to ``prev``: what a forger who knows the scheme writes."""
+    fake = {**prev, "seq": seq, "decision_id": "00000000-0000-4000-8000-000000000000",
+            "score": 0.0, "flagged": False, "prev_hash": prev["row_hash"]}
+    fake["row_hash"] = row_hash(fake["prev_hash"], fake)
+    return fake
+
+
+def test_inserted_row_breaks_the_link_after_it(url: str, log: AuditLog) -> None:
+    stored = filled(log)
+    fake = forged(row(url, 4), 5)
+    for seq in range(10, 4, -1):  # make room at seq 5
+        execute(url, decisions.update().where(decisions.c.seq == seq).values(seq=seq + 1))
+    execute(url, decisions.insert().values(**fake))
+    execute(url, chain_head.update().values(seq=11))
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 6)
+    assert report.first_bad_decision_id == stored[4].decision_id
+    assert "prev_hash" in report.problem
+
+
+def test_inserted_row_with_bad_hash_is_named(url: str, log: AuditLog) -> None:
+    filled(log)
+    fake = {**forged(row(url, 10), 11), "row_hash": "f" * 64}
+    execute(url, decisions.insert().values(**fake))
+    execute(url, chain_head.update().values(seq=11, row_hash=fake["row_hash"]))
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq, report.first_bad_decision_id) == (
+        False, 11, fake["decision_id"])
+
+
+def test_row_appended_behind_the_logs_back_is_caught(url: str, log: AuditLog) -> None:
+    filled(log)
+    fake = forged(row(url, 10), 11)
+    execute(url, decisions.insert().values(**fake))
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq, report.first_bad_decision_id) == (
+        False, 11, fake["decision_id"])
+    assert "beyond the chain head" in report.problem
+
+
+def test_rewritten_last_row_is_caught_by_the_head(url: str, log: AuditLog) -> None:
+    stored = filled(log)
+    fake = forged(row(url, 9), 10)
+    execute(url, decisions.delete().where(decisions.c.seq == 10))
+    execute(url, decisions.insert().values(**fake))
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 10)
+    assert report.first_bad_decision_id == fake["decision_id"] != stored[9].decision_id
+
+
+def test_query_filters_and_pages(log: AuditLog) -> None:
+    first = filled(log, 30)
+    later = log.append([decision(i, model_version="4", detector="trade") for i in range(30, 40)])
+    everything = log.query(page_size=1000)
+    assert everything.total == 40 and [d.seq for d in everything.items] == list(range(1, 41))
+    flagged = log.query(flagged=True, page_size=1000)
+    assert flagged.total == sum(d.flagged for d in first + later)
+    assert all(d.flagged for d in flagged.items)
+    assert log.query(flagged=False).total == 40 - flagged.total
+    assert log.query(model_version="4").total == 10
+    assert log.query(detector="trade", model_version="3").total == 0
+    assert log.query(detector="transactions").total == 30
+    pages = [log.query(page=p, page_size=7) for p in (1, 2, 6, 7)]
+    assert [len(p.items) for p in pages] == [7, 7, 5, 0]
+    assert pages[1].items[0].seq == 8 and pages[2].page == 6 and pages[2].total == 40
+    assert log.query(from_time=later[0].created_at).total == 10
+    assert log.query(to_time=later[0].created_at).total == 30  # exclusive
+    assert log.query(from_time=datetime.fromisoformat(first[0].created_at),
+                     to_time=datetime.now(UTC), flagged=True).total == flagged.total
+    assert log.query(from_time=datetime(2100, 1, 1)).total == 0
+    with pytest.raises(ValueError):
+        log.query(page=0)
+    with pytest.raises(ValueError):
+        log.query(page_size=5000)
+
+
+def _append_batches(url: str, worker: int, batches: int, size: int) -> None:
+    audit_log = AuditLog(url)
+    for batch in range(batches):
+        audit_log.append([decision(i, request_id=f"w{worker}-b{batch}") for i in range(size)])
+    audit_log.close()
+
+
+def assert_unforked(log: AuditLog, workers: int, batches: int, size: int) -> None:
+    report = log.verify()
+    assert report.ok, report
+    assert report.checked == workers * batches * size
+    items = log.query(page_size=1000).items
+    for start in range(0, len(items), size):  # each batch got consecutive seqs
+        assert len({d.request_id for d in items[start:start + size]}) == 1
+
+
+def test_concurrent_threads_keep_one_chain(url: str, log: AuditLog) -> None:
+    threads = [threading.Thread(target=_append_batches, args=(url, w, 15, 20)) for w in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert_unforked(log, 2, 15, 20)
+
+
+def test_concurrent_processes_keep_one_chain(url: str, log: AuditLog) -> None:
+    log.close()  # no open connections across fork
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_append_batches, args=(url, w, 15, 20))
+                 for w in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0, 0]
+    assert_unforked(log, 2, 15, 20)

@@ -1,0 +1,53 @@
+"""A small trained transactions detector and a temporary history store for serving tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from illicitflows.jobs.config import ModelConfig, ThresholdConfig
+from illicitflows.jobs.training import fit_scoring_model
+from illicitflows.modeling.detector import Detector
+from illicitflows.modeling.split import split_by_fractions
+from illicitflows.serving.engine import ModelRef
+from illicitflows.transactions.features import TransactionFeatureBuilder
+from illicitflows.transactions.simulate import SimulationConfig, simulate_transactions
+
+
+@pytest.fixture(scope="session")
+def transactions() -> pd.DataFrame:
+    sim = simulate_transactions(SimulationConfig(accounts=3000, days=10, laundering_rate=0.01,
+                                                 seed=7))
+    return sim.frame.drop(columns=["typology", "attempt_id"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def tx_detector(transactions: pd.DataFrame) -> Detector:
+    splits = split_by_fractions(transactions["timestamp"])
+    builder = TransactionFeatureBuilder().fit(transactions[splits == "train"])
+    features = builder.transform(transactions)
+    model = ModelConfig(num_boost_round=60, early_stopping_rounds=20,
+                        params={"num_leaves": 15, "max_depth": 6, "learning_rate": 0.1})
+    fitted = fit_scoring_model(features, transactions["is_laundering"].to_numpy(), splits, model,
+                               ThresholdConfig(), builder.categorical_features, seed=0)
+    return Detector("transactions", builder, fitted.model, fitted.threshold)
+
+
+@pytest.fixture
+def tx_model() -> ModelRef:
+    return ModelRef("illicitflows-transactions", "1", "run-1")
+
+
+@pytest.fixture(scope="session")
+def api_records():
+    """Turns canonical frame rows into API JSON records."""
+    return to_api_records
+
+
+def to_api_records(frame: pd.DataFrame) -> list[dict]:
+    """Canonical frame rows as API JSON records (snake_case, ISO timestamps, no label)."""
+    out = frame.drop(columns=["is_laundering"]).copy()
+    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in out.to_dict(orient="records")]
