@@ -114,7 +114,7 @@ class KeyStore:
         """The principal of an active key's secret, or None (malformed, unknown, wrong, revoked)."""
         prefix, _, rest = secret.partition("_")
         key_id, _, token = rest.partition("_")
-        if prefix != PREFIX or not key_id or not token:
+        if prefix != PREFIX or not key_id or not token or not secret.isascii():
             return None
         with self._engine.connect() as connection:
             row = connection.execute(

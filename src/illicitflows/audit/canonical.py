@@ -39,12 +39,12 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"cannot put a {kind.__name__} into canonical JSON")
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                            allow_nan=False)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def dumps(plain: Any) -> str:
-    """Canonical text of already-plain JSON data: sorted keys, no spaces, UTF-8, no NaN."""
+    """Canonical text of already-plain JSON data: sorted keys, no spaces, ASCII (``\\uXXXX``
+    escapes), no NaN."""
     return _ENCODER.encode(plain)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -13,7 +14,10 @@ DETECTORS = frozenset(get_args(Detector))
 
 @dataclass(frozen=True, slots=True)
 class DecisionInput:
-    """One scoring decision to log; ``record`` is the raw input record as the scorer saw it."""
+    """One scoring decision to log; ``record`` is the raw input record as the scorer saw it.
+
+    ``decision_id`` (canonical uuid text) may be chosen by the caller, else the log makes one.
+    """
 
     request_id: str
     detector: Detector
@@ -27,12 +31,22 @@ class DecisionInput:
     run_id: str | None = None
     features_version: str | None = None
     explanation: Mapping[str, Any] | None = None
+    decision_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {sorted(DETECTORS)}, got {self.detector!r}")
         if not (math.isfinite(self.score) and math.isfinite(self.threshold)):
             raise ValueError("score and threshold must be finite numbers")
+        if self.decision_id is not None and str(_uuid(self.decision_id)) != self.decision_id:
+            raise ValueError(f"decision_id must be lowercase uuid text, got {self.decision_id!r}")
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ class AuditLog:
         with write_transaction(self._engine) as connection:
             head = connection.execute(
                 sa.select(chain_head.c.seq, chain_head.c.row_hash)
-                .where(chain_head.c.id == HEAD_ID)).one()
+                .where(chain_head.c.id == HEAD_ID).with_for_update()).one()
             created_at = utc_iso(datetime.now(UTC))
             prev_hash, seq = head.row_hash, head.seq
             for row, _ in prepared:
@@ -153,7 +153,7 @@ def _prepare(decision: DecisionInput) -> tuple[dict[str, Any], dict[str, Any]]:
     """The row of a decision, less its chain fields, and its record and explanation as data."""
     record, explanation = jsonable(decision.record), jsonable(decision.explanation)
     row = {
-        "decision_id": str(uuid.uuid4()), "request_id": decision.request_id,
+        "decision_id": decision.decision_id or str(uuid.uuid4()), "request_id": decision.request_id,
         "key_id": decision.key_id, "detector": decision.detector,
         "model_name": decision.model_name, "model_version": decision.model_version,
         "run_id": decision.run_id, "features_version": decision.features_version,

@@ -1,0 +1,85 @@
+"""Throughput of the audit log: 1-row appends, 1,000-row appends, and verify.
+
+Appends realistic transaction decisions (one in ten flagged, with a 10-feature explanation) to
+a fresh database (a temporary SQLite file unless ``--url``), then verifies the whole chain.
+Prints one JSON line: rows per second and median / p95 milliseconds per append.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+
+from illicitflows.audit import AuditLog, DecisionInput
+
+BATCH = 1_000
+
+
+def decision(i: int) -> DecisionInput:
+    """One decision shaped like the transactions detector's."""
+    flagged = i % 10 == 0
+    return DecisionInput(
+        request_id=f"req-{i // BATCH}", detector="transactions", model_name="aml-lgbm",
+        model_version="7", run_id="0f3c2a9b8e1d4c5f", features_version="tx-features-2",
+        key_id="5e1f0c2d9a8b7c6d", score=(i % 997) / 997, threshold=0.9, flagged=flagged,
+        record={"timestamp": "2022-09-01T00:15:00", "from_bank": "B0012",
+                "from_account": f"8000{i:08X}", "to_bank": "B0099", "to_account": "8000DEF2",
+                "amount_received": 1234.5 + i, "receiving_currency": "US Dollar",
+                "amount_paid": 1234.5 + i, "payment_currency": "US Dollar",
+                "payment_format": "Wire"},
+        explanation={"base_value": -3.2, "reasons": ["fan-out to new counterparties"],
+                     "contributions": {f"feature_{k}": k / 10 for k in range(10)}}
+        if flagged else None)
+
+
+def timed(log: AuditLog, batches: list[list[DecisionInput]]) -> list[float]:
+    """Seconds per append call."""
+    seconds = []
+    for batch in batches:
+        start = time.perf_counter()
+        log.append(batch)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="SQLAlchemy URL of an empty database (default: temp SQLite)")
+    parser.add_argument("--singles", type=int, default=300, help="number of 1-row appends")
+    parser.add_argument("--batches", type=int, default=50, help="number of 1,000-row appends")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = AuditLog(args.url or f"sqlite:///{Path(tmp) / 'audit.db'}")
+        single = timed(log, [[decision(i)] for i in range(args.singles)])
+        batched = timed(log, [[decision(b * BATCH + i) for i in range(BATCH)]
+                              for b in range(args.batches)])
+        start = time.perf_counter()
+        report = log.verify()
+        verify_s = time.perf_counter() - start
+        log.close()
+    assert report.ok, report
+
+    def p95(values: list[float]) -> float:
+        return sorted(values)[int(0.95 * (len(values) - 1))]
+
+    print(json.dumps({
+        "backend": log.url.split(":", 1)[0],
+        "single_row_appends": args.singles,
+        "single_row_rows_per_s": round(args.singles / sum(single), 1),
+        "single_row_ms_median": round(1e3 * median(single), 3),
+        "single_row_ms_p95": round(1e3 * p95(single), 3),
+        "batch_1000_appends": args.batches,
+        "batch_1000_rows_per_s": round(args.batches * BATCH / sum(batched), 1),
+        "batch_1000_ms_median": round(1e3 * median(batched), 2),
+        "batch_1000_ms_p95": round(1e3 * p95(batched), 2),
+        "verify_rows": report.checked,
+        "verify_rows_per_s": round(report.checked / verify_s, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""``illicitflows serve``: start the scoring service (the same one ``bentoml serve`` starts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+SERVICE = "illicitflows.serving.service:IllicitFlows"
+
+
+def serve(port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+          host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+          tracking_uri: Annotated[str | None, typer.Option(
+              help="MLflow tracking URI the champions are loaded from.")] = None) -> None:
+    """Serve the API on http://HOST:PORT (OpenAPI at /docs, health at /livez and /readyz)."""
+    env = dict(os.environ)
+    if tracking_uri:
+        env["ILLICITFLOWS_TRACKING_URI"] = tracking_uri
+    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host,
+               "--port", str(port)]
+    raise typer.Exit(subprocess.call(command, env=env))

@@ -1,0 +1,226 @@
+"""The HTTP API (FastAPI, mounted in the BentoML service): JSON in, decisions out.
+
+No business logic here: authentication, request shape, status codes, then the engine. Every
+malformed input gets a 4xx JSON answer naming what is wrong, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from illicitflows.access.keys import Principal, allowed
+from illicitflows.serving.engine import InputError, ScoredBatch, Scorer, risk_band
+from illicitflows.serving.runtime import Runtime
+from illicitflows.serving.schemas import (
+    DecisionPage,
+    ModelInfo,
+    ScoreResponse,
+    TradeScoreRequest,
+    TransactionScoreRequest,
+)
+
+REQUESTS = bentoml.metrics.Counter(name="illicitflows_requests_total",
+                                   documentation="API requests by endpoint and status",
+                                   labelnames=["endpoint", "status"])
+LATENCY = bentoml.metrics.Histogram(name="illicitflows_request_seconds",
+                                    documentation="API request latency by endpoint",
+                                    labelnames=["endpoint"],
+                                    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+DECISIONS = bentoml.metrics.Counter(name="illicitflows_decisions_total",
+                                    documentation="Decisions by model version and flag",
+                                    labelnames=["model", "version", "flagged"])
+
+app = FastAPI(title="illicitflows", version="1",
+              description="Scores payment transactions for asset laundering and customs "
+                          "declarations for mis-invoicing; every decision is audit-logged.")
+
+
+class ApiError(Exception):
+    """An error answered as JSON with a status code."""
+
+    def __init__(self, status: int, detail: str, errors: list[dict[str, Any]] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.errors = status, detail, errors or []
+
+
+@app.exception_handler(ApiError)
+async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"detail": error.detail}
+    if error.errors:
+        body["errors"] = error.errors
+    return JSONResponse(body, status_code=error.status)
+
+
+@app.middleware("http")
+async def _measure(request: Request, call_next: Any) -> Any:
+    started = time.perf_counter()
+    response = await call_next(request)
+    endpoint = request.scope.get("route").path if request.scope.get("route") else "unmatched"
+    REQUESTS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+    LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    return response
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def authorize(request: Request, permission: str) -> Principal:
+    """The caller's key; 401 without a valid one, 403 when its role lacks ``permission``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    principal = runtime_of(request).keys.authenticate(secret.strip())
+    if principal is None:
+        raise ApiError(401, "invalid or revoked API key")
+    if not allowed(principal.role, permission):
+        raise ApiError(403, f"role {principal.role!r} may not {permission.replace('_', ' ')}")
+    return principal
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; 415 for another content type, 422 when unreadable."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.split(";")[0].strip().lower() == "application/json":
+        raise ApiError(415, f"content type must be application/json, got {content_type!r}")
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(422, f"body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise ApiError(422, "body must be a JSON object")
+    return body
+
+
+def records_of(body: dict[str, Any], key: str, limit: int) -> list[dict[str, Any]]:
+    """The list of records under ``key``: 413 over the limit, 422 when malformed."""
+    records = body.get(key)
+    if not isinstance(records, list) or not records:
+        raise ApiError(422, f"body needs '{key}': a non-empty list of records",
+                       [{"index": None, "field": key, "reason": "missing or not a list"}])
+    if len(records) > limit:
+        raise ApiError(413, f"{len(records):,} records exceed the limit of {limit:,} per request")
+    bad = [{"index": i, "field": None, "reason": "record is not a JSON object"}
+           for i, r in enumerate(records) if not isinstance(r, dict)]
+    if bad:
+        raise ApiError(422, "records must be JSON objects", bad)
+    explain = body.get("explain", "flagged")
+    if explain not in ("flagged", "all"):
+        raise ApiError(422, "'explain' must be 'flagged' or 'all'",
+                       [{"index": None, "field": "explain", "reason": "unknown value"}])
+    return records
+
+
+def scorer_for(request: Request, domain: str) -> Scorer:
+    runtime = runtime_of(request)
+    if domain not in runtime.scorers:
+        problem = runtime.problems.get(domain, "not loaded yet")
+        raise ApiError(503, f"{domain} detector unavailable: {problem}")
+    return runtime.scorers[domain]
+
+
+async def score(request: Request, domain: str, key: str) -> dict[str, Any]:
+    """Shared body of both scoring endpoints."""
+    principal = authorize(request, "score")
+    body = await json_body(request)
+    runtime = runtime_of(request)
+    records = records_of(body, key, runtime.settings.max_records)
+    top_k = body.get("top_k", 5)
+    if not isinstance(top_k, int) or not 1 <= top_k <= 20:
+        raise ApiError(422, "'top_k' must be an integer from 1 to 20")
+    scorer = scorer_for(request, domain)
+    request_id = uuid.uuid4().hex
+    try:
+        batch = scorer.score(records, runtime.audit_sink(scorer, request_id, principal.key_id),
+                             explain_all=body.get("explain") == "all", top_k=top_k)
+    except InputError as error:
+        raise ApiError(422, f"{len(error.issues)} invalid field(s)", error.issues) from error
+    return render(batch, scorer, request_id)
+
+
+def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any]:
+    """The response document of a scored batch."""
+    model = {"name": scorer.model.name, "version": scorer.model.version}
+    results = []
+    for d in batch.decisions:
+        DECISIONS.labels(model=model["name"], version=model["version"],
+                         flagged=str(d.flagged).lower()).inc()
+        results.append({
+            "id": d.record_id, "decision_id": d.decision_id, "score": d.score,
+            "flagged": d.flagged, "threshold": d.threshold,
+            "risk_band": risk_band(d.score, d.threshold),
+            "reasons": [r.as_dict() for r in d.explanation.reasons] if d.explanation else [],
+            "model": model})
+    roll_name = "accounts" if scorer.detector.domain == "transactions" else "importers"
+    document = {"request_id": request_id, "results": results, roll_name: batch.rollups}
+    if scorer.detector.domain == "transactions":
+        document["networks"] = batch.networks
+    return document
+
+
+@app.post("/transactions/score", response_model=ScoreResponse,
+          response_model_exclude_none=True,
+          openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+              "schema": TransactionScoreRequest.model_json_schema()}}}})
+async def score_transactions(request: Request) -> dict[str, Any]:
+    """Score payment transactions for asset laundering (1..limit records)."""
+    return await score(request, "transactions", "transactions")
+
+
+@app.post("/trade/score", response_model=ScoreResponse,
+          response_model_exclude_none=True,
+          openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+              "schema": TradeScoreRequest.model_json_schema()}}}})
+async def score_trade(request: Request) -> dict[str, Any]:
+    """Score customs import declarations for mis-invoicing and smuggling."""
+    return await score(request, "trade", "declarations")
+
+
+@app.get("/decisions/{decision_id}")
+async def get_decision(request: Request, decision_id: str) -> dict[str, Any]:
+    """One logged decision with its input, model version, explanation and chain hashes."""
+    authorize(request, "read_decisions")
+    stored = runtime_of(request).audit.get(decision_id)
+    if stored is None:
+        raise ApiError(404, f"no decision {decision_id!r}")
+    return _stored_dict(stored)
+
+
+@app.get("/decisions", response_model=DecisionPage)
+async def list_decisions(request: Request, page: int = 1, page_size: int = 100,
+                         flagged: bool | None = None, model_version: str | None = None,
+                         detector: str | None = None) -> dict[str, Any]:
+    """Logged decisions filtered by time (``from``, ``to``), flag, model version, detector."""
+    authorize(request, "read_decisions")
+    if page < 1 or not 1 <= page_size <= 1000:
+        raise ApiError(422, "page must be >= 1 and page_size from 1 to 1000")
+    params = request.query_params
+    result = runtime_of(request).audit.query(
+        from_time=params.get("from"), to_time=params.get("to"), flagged=flagged,
+        model_version=model_version, detector=detector, page=page, page_size=page_size)
+    return {"items": [_stored_dict(d) for d in result.items], "total": result.total,
+            "page": result.page, "page_size": result.page_size}
+
+
+@app.get("/models", response_model=list[ModelInfo])
+async def models(request: Request) -> list[dict[str, Any]]:
+    """The loaded detectors: name, version, run id, threshold, training metrics."""
+    authorize(request, "read_models")
+    return [{"detector": domain, "name": s.model.name, "version": s.model.version,
+             "run_id": s.model.run_id, "threshold": s.detector.threshold,
+             "features_version": s.detector.builder.version,
+             "training_metrics": s.detector.info.get("test", {})}
+            for domain, s in runtime_of(request).scorers.items()]
+
+
+def _stored_dict(stored: Any) -> dict[str, Any]:
+    fields = stored.__dataclass_fields__ if hasattr(stored, "__dataclass_fields__") else {}
+    return {name: getattr(stored, name) for name in fields}

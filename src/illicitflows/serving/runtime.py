@@ -1,0 +1,134 @@
+"""What a running service holds: the scorers of the loaded champions, the audit log, the API
+keys and the settings. Models come from the MLflow registry into the BentoML model store."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import bentoml
+
+from illicitflows.access.keys import KeyStore
+from illicitflows.audit.models import DecisionInput
+from illicitflows.audit.store import AuditLog
+from illicitflows.modeling.detector import Detector
+from illicitflows.serving.engine import (
+    Decision,
+    ModelRef,
+    Scorer,
+    TradeScorer,
+    TransactionScorer,
+)
+from illicitflows.serving.history import HistoryStore
+from illicitflows.settings import data_dir
+from illicitflows.tracking.registry import CHAMPION, load_detector
+from illicitflows.tracking.setup import configure
+
+log = logging.getLogger("illicitflows.serving")
+DETECTORS = ("transactions", "trade")
+SCORERS: dict[str, type[Scorer]] = {"transactions": TransactionScorer, "trade": TradeScorer}
+
+
+@dataclass
+class Settings:
+    """Service settings, from environment variables (``ILLICITFLOWS_*``)."""
+
+    tracking_uri: str | None = None
+    model_refs: dict[str, str] = field(default_factory=lambda: dict.fromkeys(DETECTORS,
+                                                                             CHAMPION))
+    history_url: str | None = None
+    audit_url: str | None = None
+    keys_url: str | None = None
+    max_records: int = 10_000
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            tracking_uri=env.get("ILLICITFLOWS_TRACKING_URI") or None,
+            model_refs={d: env.get(f"ILLICITFLOWS_{d.upper()}_MODEL", CHAMPION)
+                        for d in DETECTORS},
+            history_url=env.get("ILLICITFLOWS_HISTORY_URL") or None,
+            audit_url=env.get("ILLICITFLOWS_AUDIT_URL") or None,
+            keys_url=env.get("ILLICITFLOWS_KEYS_URL") or None,
+            max_records=int(env.get("ILLICITFLOWS_MAX_RECORDS", "10000")),
+        )
+
+
+def import_to_bento_store(detector: Detector, model: ModelRef) -> Detector:
+    """Put the detector in the BentoML model store, tagged with its MLflow version, and load
+    it back from there (reusing the stored copy when this version is already imported)."""
+    tag = f"{model.name}:mlflow-v{model.version}"
+    try:
+        stored = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        labels = {"mlflow_version": model.version, "mlflow_run_id": model.run_id}
+        with bentoml.models.create(tag, labels=labels) as stored:
+            detector.save(stored.path)
+    return Detector.load(stored.path)
+
+
+class Runtime:
+    """The loaded state of the service; ``ready`` once every detector is loaded."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.audit = AuditLog(self.settings.audit_url)
+        self.keys = KeyStore(self.settings.keys_url)
+        self.scorers: dict[str, Scorer] = {}
+        self.problems: dict[str, str] = {}
+
+    @property
+    def ready(self) -> bool:
+        return all(d in self.scorers for d in DETECTORS)
+
+    def history_url(self) -> str:
+        return self.settings.history_url or f"sqlite:///{data_dir() / 'history.db'}"
+
+    def load(self) -> None:
+        """Load every detector from the registry; one clear log line per missing one."""
+        configure(self.settings.tracking_uri)
+        for domain in DETECTORS:
+            ref = self.settings.model_refs[domain]
+            try:
+                detector, version = load_detector(domain, ref)
+            except LookupError as error:
+                self.problems[domain] = str(error)
+                log.error("not ready: %s detector missing: %s", domain, error)
+                continue
+            model = ModelRef(version.name, str(version.version), version.run_id)
+            detector = import_to_bento_store(detector, model)
+            self.add_scorer(detector, model)
+
+    def add_scorer(self, detector: Detector, model: ModelRef) -> Scorer:
+        """Serve ``detector`` (its history store is shared by all versions of its domain)."""
+        store = HistoryStore(self.history_url(), detector.domain)
+        scorer = SCORERS[detector.domain](detector, model, store)
+        self.scorers[detector.domain] = scorer
+        self.problems.pop(detector.domain, None)
+        log.info("loaded %s %s version %s", detector.domain, model.name, model.version)
+        return scorer
+
+    def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None):
+        """The callback that durably logs a batch of decisions."""
+
+        def sink(decisions: list[Decision]) -> None:
+            self.audit.append([self.decision_input(scorer, d, request_id, key_id)
+                               for d in decisions])
+
+        return sink
+
+    @staticmethod
+    def decision_input(scorer: Scorer, decision: Decision, request_id: str,
+                       key_id: str | None) -> DecisionInput:
+        explanation: dict[str, Any] | None = (decision.explanation.as_dict()
+                                               if decision.explanation else None)
+        return DecisionInput(
+            decision_id=decision.decision_id, request_id=request_id,
+            detector=scorer.detector.domain, model_name=scorer.model.name,
+            model_version=scorer.model.version, record=decision.record, score=decision.score,
+            threshold=decision.threshold, flagged=decision.flagged, key_id=key_id,
+            run_id=scorer.model.run_id, features_version=scorer.detector.builder.version,
+            explanation=explanation)

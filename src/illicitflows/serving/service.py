@@ -1,0 +1,39 @@
+"""The BentoML service: a thin shell that loads the champions and mounts the HTTP API.
+
+``bentoml serve`` (see bentofile.yaml) and ``illicitflows serve`` start this. One worker: the
+transaction history state is sequential, and parity between streaming and batch scoring
+depends on every record passing through the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import bentoml
+
+from illicitflows.serving.app import app
+from illicitflows.serving.runtime import Runtime
+
+log = logging.getLogger("illicitflows.serving")
+
+
+@bentoml.service(name="illicitflows", workers=1, traffic={"timeout": 300})
+@bentoml.asgi_app(app, path="/v1")
+class IllicitFlows:
+    """Loads both detectors in the background; ready once both are loaded."""
+
+    def __init__(self) -> None:
+        self.runtime = Runtime()
+        app.state.runtime = self.runtime
+        self.loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        self.loader.start()
+
+    def _load(self) -> None:
+        try:
+            self.runtime.load()
+        except Exception:  # keep the server alive and not ready; say why once
+            log.exception("model loading failed")
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready

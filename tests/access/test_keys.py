@@ -1,0 +1,105 @@
+"""API keys: create, authenticate, revoke, list; secrets never stored; the role matrix."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+
+import pytest
+
+from illicitflows.access.keys import ROLE_PERMISSIONS, KeyStore, Principal, allowed, metadata
+from illicitflows.audit.db import make_engine
+
+PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
+def store(request: pytest.FixtureRequest, tmp_path):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    if request.param == "postgresql":
+        engine = make_engine(PG_URL)
+        metadata.drop_all(engine)
+        engine.dispose()
+        url = PG_URL
+    key_store = KeyStore(url)
+    yield key_store
+    key_store.close()
+
+
+def test_create_then_authenticate(store: KeyStore) -> None:
+    key_id, secret = store.create("scorer", "bank A batch scorer")
+    assert re.fullmatch(rf"ifk_{key_id}_[A-Za-z0-9_-]{{43}}", secret)
+    assert store.authenticate(secret) == Principal(key_id, "scorer")
+    auditor_id, auditor_secret = store.create("auditor")
+    assert store.authenticate(auditor_secret) == Principal(auditor_id, "auditor")
+
+
+def test_wrong_or_malformed_secrets_fail(store: KeyStore) -> None:
+    key_id, secret = store.create("admin")
+    other_id, _ = store.create("scorer")
+    flipped = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+    for bad in [flipped, secret.replace(key_id, other_id), f"ifk_nokey_{secret[-43:]}", "",
+                "ifk", "ifk__", f"xyz_{key_id}_{secret[-43:]}", secret + "x", secret + "\udcff"]:
+        assert store.authenticate(bad) is None, bad
+
+
+def test_revoked_key_fails(store: KeyStore) -> None:
+    key_id, secret = store.create("scorer")
+    assert store.revoke(key_id)
+    assert store.authenticate(secret) is None
+    assert not store.revoke(key_id)  # already revoked
+    assert not store.revoke("unknown")
+
+
+def test_list_shows_keys_without_secrets(store: KeyStore) -> None:
+    first, secret = store.create("scorer", "ingest")
+    second, _ = store.create("auditor")
+    store.revoke(second)
+    listed = {info.key_id: info for info in store.list()}
+    assert set(listed) == {first, second}
+    assert (listed[first].role, listed[first].label, listed[first].revoked_at) == (
+        "scorer", "ingest", None)
+    assert listed[second].revoked_at is not None
+    assert secret not in repr(store.list())
+
+
+def test_secret_is_never_stored_in_clear(tmp_path) -> None:
+    path = tmp_path / "keys.db"
+    store = KeyStore(f"sqlite:///{path}")
+    secrets = [store.create("admin")[1] for _ in range(3)]
+    store.close()
+    with sqlite3.connect(path) as connection:
+        cells = [str(cell) for row in connection.execute("SELECT * FROM api_keys")
+                 for cell in row]
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for secret in secrets:
+        token = secret.split("_", 2)[2]
+        assert not any(token in cell or secret in cell for cell in cells)
+        assert token.encode() not in raw
+
+
+def test_unknown_role_is_refused(store: KeyStore) -> None:
+    with pytest.raises(ValueError, match="role"):
+        store.create("root")
+
+
+def test_authentication_is_fast(store: KeyStore) -> None:
+    _, secret = store.create("scorer")
+    timings = []
+    for _ in range(200):
+        start = time.perf_counter()
+        assert store.authenticate(secret) is not None
+        timings.append(time.perf_counter() - start)
+    assert sorted(timings)[len(timings) // 2] < 1e-3
+
+
+def test_role_matrix() -> None:
+    assert allowed("scorer", "score") and not allowed("scorer", "read_decisions")
+    assert allowed("auditor", "read_decisions") and not allowed("auditor", "score")
+    assert not allowed("auditor", "manage_keys")
+    admin = ROLE_PERMISSIONS["admin"]
+    assert admin == ROLE_PERMISSIONS["scorer"] | ROLE_PERMISSIONS["auditor"] | {"manage_keys"}
+    assert all(allowed("admin", p) for p in admin)
+    assert not allowed("nobody", "score")

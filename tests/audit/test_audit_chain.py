@@ -1,0 +1,66 @@
+"""Canonical JSON and the hash chain, without a database."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from illicitflows.audit.canonical import canonical_json, jsonable
+from illicitflows.audit.chain import GENESIS_HASH, HASHED_FIELDS, ChainWalker, row_hash
+
+
+def test_canonical_json_is_sorted_and_compact() -> None:
+    assert canonical_json({"b": 1, "a": [1.5, None, True], "c": "é"}) == \
+        '{"a":[1.5,null,true],"b":1,"c":"\\u00e9"}'
+
+
+def test_canonical_json_normalises_values() -> None:
+    paris = timezone(timedelta(hours=2))
+    value = {1: np.int64(7), "f": np.float32(0.5), "nan": float("nan"), "t": (1, 2),
+             "naive": datetime(2022, 9, 1, 8, 0), "day": date(2022, 9, 1),
+             "aware": datetime(2022, 9, 1, 10, 0, tzinfo=paris), "arr": np.array([1, 2])}
+    assert jsonable(value) == {
+        "1": 7, "f": 0.5, "nan": None, "t": [1, 2], "naive": "2022-09-01T08:00:00",
+        "aware": "2022-09-01T08:00:00+00:00", "day": "2022-09-01", "arr": [1, 2]}
+    assert jsonable({"when": datetime(2022, 9, 1, 8, tzinfo=UTC)}) == \
+        jsonable({"when": datetime(2022, 9, 1, 10, tzinfo=paris)})
+
+
+def test_canonical_json_rejects_unknown_types() -> None:
+    with pytest.raises(TypeError):
+        canonical_json({"x": object()})
+
+
+def chain(n: int) -> list[dict]:
+    rows, prev = [], GENESIS_HASH
+    for seq in range(1, n + 1):
+        record = canonical_json({"amount": seq})
+        row = {name: None for name in HASHED_FIELDS}
+        row.update(seq=seq, decision_id=f"d{seq}", record=record, score=0.5, prev_hash=prev,
+                   record_sha256=hashlib.sha256(record.encode()).hexdigest())
+        row["row_hash"] = prev = row_hash(prev, row)
+        rows.append(row)
+    return rows
+
+
+def test_row_hash_covers_every_field() -> None:
+    row = chain(1)[0]
+    for name in HASHED_FIELDS:
+        assert row_hash(GENESIS_HASH, {**row, name: "changed"}) != row["row_hash"], name
+    assert row_hash("1" * 64, row) != row["row_hash"]
+
+
+def test_walker_accepts_a_good_chain_and_stops_at_the_first_break() -> None:
+    rows = chain(4)
+    walker = ChainWalker()
+    assert all(walker.problem(row) is None for row in rows)
+    assert (walker.checked, walker.last_hash, walker.last_decision_id) == (4, rows[3]["row_hash"],
+                                                                           "d4")
+    walker = ChainWalker()
+    assert walker.problem(rows[0]) is None
+    assert "seq gap" in walker.problem(rows[2])
+    assert "prev_hash" in walker.problem({**rows[2], "seq": 2})
+    assert walker.checked == 1
