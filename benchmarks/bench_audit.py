@@ -2,13 +2,16 @@
 
 Appends realistic transaction decisions (one in ten flagged, with a 10-feature explanation) to
 a fresh database (a temporary SQLite file unless ``--url``), then verifies the whole chain.
-Prints one JSON line: rows per second and median / p95 milliseconds per append.
+Prints one JSON line: rows per second, median / p95 wall milliseconds and median CPU
+milliseconds per append (CPU shows the cost when other jobs share the cores), and the load
+average at the start.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -36,14 +39,15 @@ def decision(i: int) -> DecisionInput:
         if flagged else None)
 
 
-def timed(log: AuditLog, batches: list[list[DecisionInput]]) -> list[float]:
-    """Seconds per append call."""
-    seconds = []
+def timed(log: AuditLog, batches: list[list[DecisionInput]]) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds per append call."""
+    wall, cpu = [], []
     for batch in batches:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         log.append(batch)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def main() -> None:
@@ -52,10 +56,11 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=300, help="number of 1-row appends")
     parser.add_argument("--batches", type=int, default=50, help="number of 1,000-row appends")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         log = AuditLog(args.url or f"sqlite:///{Path(tmp) / 'audit.db'}")
-        single = timed(log, [[decision(i)] for i in range(args.singles)])
-        batched = timed(log, [[decision(b * BATCH + i) for i in range(BATCH)]
+        single, single_cpu = timed(log, [[decision(i)] for i in range(args.singles)])
+        batched, batched_cpu = timed(log, [[decision(b * BATCH + i) for i in range(BATCH)]
                               for b in range(args.batches)])
         start = time.perf_counter()
         report = log.verify()
@@ -68,14 +73,17 @@ def main() -> None:
 
     print(json.dumps({
         "backend": log.url.split(":", 1)[0],
+        "load_average_1min": round(load, 2),
         "single_row_appends": args.singles,
         "single_row_rows_per_s": round(args.singles / sum(single), 1),
         "single_row_ms_median": round(1e3 * median(single), 3),
         "single_row_ms_p95": round(1e3 * p95(single), 3),
+        "single_row_cpu_ms_median": round(1e3 * median(single_cpu), 3),
         "batch_1000_appends": args.batches,
         "batch_1000_rows_per_s": round(args.batches * BATCH / sum(batched), 1),
         "batch_1000_ms_median": round(1e3 * median(batched), 2),
         "batch_1000_ms_p95": round(1e3 * p95(batched), 2),
+        "batch_1000_cpu_ms_median": round(1e3 * median(batched_cpu), 2),
         "verify_rows": report.checked,
         "verify_rows_per_s": round(report.checked / verify_s, 1),
     }))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import uuid
 from datetime import UTC, datetime
 
 import numpy as np
@@ -97,7 +98,19 @@ def test_empty_append_writes_nothing(log: AuditLog) -> None:
     assert log.verify().ok
 
 
+def test_caller_chosen_ids_and_atomic_batches(log: AuditLog) -> None:
+    chosen = str(uuid.uuid4())
+    stored = log.append([decision(0, decision_id=chosen)])
+    assert stored[0].decision_id == chosen and log.get(chosen) == stored[0]
+    with pytest.raises(sa.exc.IntegrityError):  # duplicate id: the whole batch is refused
+        log.append([decision(1), decision(2, decision_id=chosen)])
+    assert log.query().total == 1 and log.verify().ok
+    assert log.append([decision(3)])[0].seq == 2
+
+
 def test_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="decision_id"):
+        decision(decision_id="not-a-uuid")
     with pytest.raises(ValueError, match="detector"):
         decision(detector="crypto")
     with pytest.raises(ValueError, match="finite"):

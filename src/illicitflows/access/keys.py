@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 import sqlalchemy as sa
 
-from illicitflows.audit.db import make_engine, sqlite_url
+from illicitflows.audit.db import make_engine, sqlite_url, write_transaction
 from illicitflows.settings import data_dir
 
 Role = Literal["scorer", "auditor", "admin"]
@@ -82,7 +82,8 @@ class KeyStore:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
         self._engine = make_engine(self.url)
-        metadata.create_all(self._engine)
+        with write_transaction(self._engine) as connection:
+            metadata.create_all(connection)
 
     def close(self) -> None:
         """Release the database connections."""

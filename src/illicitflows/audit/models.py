@@ -38,15 +38,15 @@ class DecisionInput:
             raise ValueError(f"detector must be one of {sorted(DETECTORS)}, got {self.detector!r}")
         if not (math.isfinite(self.score) and math.isfinite(self.threshold)):
             raise ValueError("score and threshold must be finite numbers")
-        if self.decision_id is not None and str(_uuid(self.decision_id)) != self.decision_id:
+        if self.decision_id is not None and not _is_uuid_text(self.decision_id):
             raise ValueError(f"decision_id must be lowercase uuid text, got {self.decision_id!r}")
 
 
-def _uuid(text: str) -> uuid.UUID | None:
+def _is_uuid_text(text: str) -> bool:
     try:
-        return uuid.UUID(text)
+        return str(uuid.UUID(text)) == text
     except ValueError:
-        return None
+        return False
 
 
 @dataclass(frozen=True, slots=True)

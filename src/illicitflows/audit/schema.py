@@ -45,9 +45,10 @@ chain_head = sa.Table(
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the tables and the genesis head row if missing (idempotent)."""
-    metadata.create_all(engine)
+    """Create the tables and the genesis head row if missing (idempotent; on SQLite safe
+    against another process doing the same at once)."""
     with write_transaction(engine) as connection:
+        metadata.create_all(connection)
         exists = connection.scalar(sa.select(chain_head.c.id).where(chain_head.c.id == HEAD_ID))
         if exists is None:
             connection.execute(chain_head.insert().values(id=HEAD_ID, seq=0,

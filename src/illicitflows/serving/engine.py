@@ -117,7 +117,9 @@ class Scorer(ABC):
         unknown = sorted(set(raw.columns) - set(self.domain.schema.columns))
         issues = [{"index": int(i), "field": c, "reason": "unknown field"}
                   for c in unknown for i in np.flatnonzero(raw[c].notna().to_numpy())]
-        result = self.domain.schema.parse(raw.drop(columns=unknown))
+        absent = [f.name for f in self.domain.schema.fields if f.name not in raw.columns]
+        result = self.domain.schema.parse(raw.drop(columns=unknown).assign(
+            **dict.fromkeys(absent)))
         issues += [{"index": int(r.row), "field": r.column, "reason": r.reason, "value": r.value}
                    for r in result.errors.itertuples(index=False)]
         if issues:
@@ -131,7 +133,7 @@ class Scorer(ABC):
         if self.id_column not in raw.columns:
             raw[self.id_column] = None
         missing = raw[self.id_column].isna()
-        raw.loc[missing, self.id_column] = [uuid.uuid4().hex for _ in range(int(missing.sum()))]
+        raw.loc[missing, self.id_column] = [str(uuid.uuid4()) for _ in range(int(missing.sum()))]
         frame = self.validate(raw)
         with self.lock:
             return self._score_locked(frame, sink, explain_all, top_k)
@@ -152,7 +154,7 @@ class Scorer(ABC):
         for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
             explanations[position] = item
         records = record_dicts(frame)
-        decisions = [Decision(uuid.uuid4().hex, str(rec[self.id_column]), rec, float(s),
+        decisions = [Decision(str(uuid.uuid4()), str(rec[self.id_column]), rec, float(s),
                               threshold, bool(f), e)
                      for rec, s, f, e in zip(records, scores, flagged, explanations, strict=True)]
         times = [pd.Timestamp(t).isoformat() for t in frame[self.time_column]]

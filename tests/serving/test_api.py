@@ -1,0 +1,129 @@
+"""The HTTP API in process: role matrix, bad-input matrix, decisions, replay, tamper check."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from illicitflows.audit.store import AuditLog
+from illicitflows.serving.app import app
+from illicitflows.serving.runtime import Runtime, Settings
+
+
+@pytest.fixture
+def api(tmp_path, tx_detector, tx_model):
+    settings = Settings(history_url=f"sqlite:///{tmp_path / 'history.db'}",
+                        audit_url=f"sqlite:///{tmp_path / 'audit.db'}",
+                        keys_url=f"sqlite:///{tmp_path / 'keys.db'}", max_records=500)
+    runtime = Runtime(settings)
+    app.state.runtime = runtime
+    keys = {role: runtime.keys.create(role)[1] for role in ("scorer", "auditor", "admin")}
+    client = TestClient(app)
+    yield client, runtime, keys, tx_detector, tx_model
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_not_ready_until_loaded_then_scores(api, transactions, api_records) -> None:
+    client, runtime, keys, detector, model = api
+    body = {"transactions": api_records(transactions.iloc[:50])}
+    assert not runtime.ready
+    busy = client.post("/transactions/score", json=body, headers=bearer(keys["scorer"]))
+    assert busy.status_code == 503
+    runtime.add_scorer(detector, model)
+    answer = client.post("/transactions/score", json=body, headers=bearer(keys["scorer"]))
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert len(result["results"]) == 50 and result["accounts"] and "networks" in result
+    first = result["results"][0]
+    assert set(first) >= {"id", "decision_id", "score", "flagged", "threshold", "risk_band",
+                          "reasons", "model"}
+    assert first["model"] == {"name": model.name, "version": model.version}
+
+
+@pytest.mark.parametrize(("role", "method", "path", "status"), [
+    (None, "post", "/transactions/score", 401),
+    ("bogus", "post", "/transactions/score", 401),
+    ("auditor", "post", "/transactions/score", 403),
+    ("scorer", "get", "/decisions", 403),
+    ("scorer", "get", "/models", 403),
+    ("auditor", "get", "/decisions", 200),
+    ("auditor", "get", "/models", 200),
+    ("admin", "get", "/decisions", 200),
+    ("admin", "post", "/transactions/score", 200),
+    ("scorer", "post", "/transactions/score", 200),
+])
+def test_role_matrix(api, transactions, api_records, role, method, path, status) -> None:
+    client, runtime, keys, detector, model = api
+    runtime.add_scorer(detector, model)
+    headers = {} if role is None else bearer(keys.get(role, "ifk_nope_nope"))
+    kwargs = {"json": {"transactions": api_records(transactions.iloc[:5])}} \
+        if method == "post" else {}
+    answer = getattr(client, method)(path, headers=headers, **kwargs)
+    assert answer.status_code == status, answer.text
+    if status >= 400:
+        assert "detail" in answer.json()
+
+
+def test_bad_input_matrix(api, transactions, api_records) -> None:
+    client, runtime, keys, detector, model = api
+    runtime.add_scorer(detector, model)
+    headers = bearer(keys["scorer"])
+    records = api_records(transactions.iloc[:3])
+    records[1]["amount_paid"] = "lots"
+    records[2]["payment_currency"] = "Doubloon"
+    bad = client.post("/transactions/score", json={"transactions": records}, headers=headers)
+    assert bad.status_code == 422
+    errors = {(e["index"], e["field"], e["reason"]) for e in bad.json()["errors"]}
+    assert errors == {(1, "amount_paid", "not a number"),
+                      (2, "payment_currency", "unknown payment currency")}
+    too_many = {"transactions": api_records(transactions.iloc[:501])}
+    assert client.post("/transactions/score", json=too_many, headers=headers).status_code == 413
+    text = client.post("/transactions/score", content="a,b", headers={
+        **headers, "Content-Type": "text/csv"})
+    assert text.status_code == 415
+    for body in ("{not json", "[1, 2]", '{"transactions": []}', '{"transactions": [1]}',
+                 '{"transactions": "x"}', '{"transactions": [{}], "explain": "why"}'):
+        answer = client.post("/transactions/score", content=body, headers={
+            **headers, "Content-Type": "application/json"})
+        assert answer.status_code == 422, (body, answer.text)
+    missing = client.post("/transactions/score", json={"transactions": [{"amount_paid": 1}]},
+                          headers=headers)
+    assert missing.status_code == 422
+    assert any(e["field"] == "timestamp" for e in missing.json()["errors"])
+
+
+def test_decision_is_logged_readable_replayable_and_tamper_evident(
+        api, transactions, api_records, monkeypatch) -> None:
+    client, runtime, keys, detector, model = api
+    runtime.add_scorer(detector, model)
+    answer = client.post("/transactions/score", headers=bearer(keys["scorer"]),
+                         json={"transactions": api_records(transactions.iloc[:400])})
+    flagged = [r for r in answer.json()["results"] if r["flagged"]]
+    assert flagged
+    decision_id = flagged[0]["decision_id"]
+    got = client.get(f"/decisions/{decision_id}", headers=bearer(keys["auditor"]))
+    assert got.status_code == 200
+    stored = got.json()
+    assert stored["score"] == pytest.approx(flagged[0]["score"], abs=1e-12)
+    assert stored["model_version"] == model.version and stored["record_sha256"]
+    assert stored["explanation"]["reasons"]
+    page = client.get("/decisions", params={"flagged": True, "page_size": 5},
+                      headers=bearer(keys["auditor"])).json()
+    assert page["total"] == len(flagged) and len(page["items"]) == min(5, len(flagged))
+    assert client.get("/decisions/nope", headers=bearer(keys["auditor"])).status_code == 404
+
+    from illicitflows.serving import replay as replay_module
+    monkeypatch.setattr(replay_module, "load_detector", lambda domain, ref: (detector, None))
+    report = replay_module.replay_decision(decision_id, runtime.audit, runtime.history_url())
+    assert report.ok, report
+
+    audit = AuditLog(runtime.settings.audit_url)
+    assert audit.verify().ok
+    with audit._engine.begin() as connection:  # an insider edits a logged score
+        connection.exec_driver_sql("UPDATE audit_decisions SET score = 0.0 WHERE decision_id = ?",
+                                   (decision_id,))
+    broken = audit.verify()
+    assert not broken.ok and broken.first_bad_decision_id == decision_id
