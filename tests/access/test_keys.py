@@ -10,7 +10,7 @@ import time
 import pytest
 
 from illicitflows.access.keys import ROLE_PERMISSIONS, KeyStore, Principal, allowed, metadata
-from illicitflows.audit.db import make_engine
+from illicitflows.db import make_engine
 
 PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
 

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from illicitflows.audit import AuditLog, DecisionInput
 from illicitflows.audit.canonical import canonical_json, sha256_hex
 from illicitflows.audit.chain import GENESIS_HASH, row_hash
-from illicitflows.audit.db import make_engine
 from illicitflows.audit.schema import chain_head, decisions, metadata
+from illicitflows.db import make_engine
 
 PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
 

@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 import sqlalchemy as sa
 
-from illicitflows.audit.db import make_engine, sqlite_url, write_transaction
+from illicitflows.db import make_engine, sqlite_url, write_transaction
 from illicitflows.settings import data_dir
 
 Role = Literal["scorer", "auditor", "admin"]

@@ -9,18 +9,22 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+import pandas as pd
+
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def jsonable(value: Any) -> Any:
     """``value`` as plain JSON types.
 
-    Timestamps become ISO-8601 (aware ones in UTC), NaN / NaT become null, numpy scalars and
+    Timestamps become ISO-8601 (aware ones in UTC), NaN / NaT / NA become null, numpy scalars and
     arrays are unwrapped, tuples become lists and mapping keys strings.
     """
     kind = type(value)
     if kind in _PLAIN or isinstance(value, str | int):
         return value
+    if value is pd.NA:
+        return None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):

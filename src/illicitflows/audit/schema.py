@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from illicitflows.audit.chain import GENESIS_HASH
-from illicitflows.audit.db import write_transaction
+from illicitflows.db import write_transaction
 
 HEAD_ID = 1
 

@@ -13,9 +13,9 @@ from sqlalchemy.engine import RowMapping
 
 from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
 from illicitflows.audit.chain import ChainWalker, row_hash
-from illicitflows.audit.db import make_engine, sqlite_url, write_transaction
 from illicitflows.audit.models import DecisionInput, Page, StoredDecision, VerifyReport
 from illicitflows.audit.schema import HEAD_ID, chain_head, create_schema, decisions
+from illicitflows.db import make_engine, sqlite_url, write_transaction
 from illicitflows.settings import data_dir
 
 MAX_PAGE_SIZE = 1000

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from illicitflows.audit.canonical import jsonable
 from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
-from illicitflows.serving.canonical import record_dicts
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.networks import suspected_networks
 from illicitflows.serving.rollups import roll_up
@@ -250,6 +250,13 @@ class TradeScorer(Scorer):
         return ScoredBatch(decisions=decisions,
                            rollups=roll_up(keys, pd.Series([d.score for d in decisions]),
                                            pd.Series([d.flagged for d in decisions]), reasons))
+
+
+def record_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a canonical frame as plain JSON-ready dicts (the audit log's canonical values)."""
+    columns = list(frame.columns)
+    return [dict(zip(columns, jsonable(list(row)), strict=True))
+            for row in frame.itertuples(index=False, name=None)]
 
 
 def _accounts(frame: pd.DataFrame, side: str) -> np.ndarray:

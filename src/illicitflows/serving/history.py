@@ -17,33 +17,19 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     insert,
     select,
 )
-from sqlalchemy.engine import Engine
 
-
-def _sqlite_pragmas(engine: Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(connection: Any, _: Any) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.close()
+from illicitflows.db import make_engine, write_transaction
 
 
 class HistoryStore:
     """Append-only table of the records a domain has scored, in arrival order (``seq``)."""
 
     def __init__(self, url: str, domain: str) -> None:
-        self.engine = create_engine(url)
-        _sqlite_pragmas(self.engine)
+        self.engine = make_engine(url)
         self.metadata = MetaData()
         self.table = Table(
             f"history_{domain}", self.metadata,
@@ -66,14 +52,14 @@ class HistoryStore:
                                             strict=True)]
         if not rows:
             return []
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             result = connection.execute(insert(self.table).returning(self.table.c.seq), rows)
             return sorted(int(seq) for seq in result.scalars())
 
     def remove(self, seqs: list[int]) -> None:
         """Take back a batch whose decisions could not be logged."""
         if seqs:
-            with self.engine.begin() as connection:
+            with write_transaction(self.engine) as connection:
                 connection.execute(delete(self.table).where(self.table.c.seq.in_(seqs)))
 
     def load(self, since: str | None = None, before_seq: int | None = None) -> pd.DataFrame:
