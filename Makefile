@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= data
 DEMO := $(DATA)/demo
+PORT ?= 3000
 STAMP := $(VENV)/.installed
+CLI := $(BIN)/illicitflows
+export ILLICITFLOWS_DATA_DIR := $(abspath $(DATA))
 
-.PHONY: install test lint serve demo clean
+.PHONY: install test lint serve demo-data demo-models mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,17 +19,42 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the package with its dev extras
 
-lint: install ## ruff over the code and tests
+lint: install ## ruff over the code, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
 test: lint ## unit and end-to-end tests
 	$(BIN)/pytest
 
-demo: install ## simulate demo data for both detectors
-	$(BIN)/illicitflows simulate transactions --out $(DEMO)/transactions --accounts 20000 --days 10
-	$(BIN)/illicitflows simulate trade --out $(DEMO)/trade --declarations 50000
+$(DEMO)/transactions/transactions.csv: | $(STAMP)
+	$(CLI) simulate transactions --out $(DEMO)/transactions --accounts 20000 --days 10
 
-serve: demo ## install, build demo data (training and serving join as they land)
+$(DEMO)/trade/declarations.csv: | $(STAMP)
+	$(CLI) simulate trade --out $(DEMO)/trade --declarations 50000
+
+demo-data: $(DEMO)/transactions/transactions.csv $(DEMO)/trade/declarations.csv ## simulate demo data
+
+$(DEMO)/.models: $(DEMO)/transactions/transactions.csv $(DEMO)/trade/declarations.csv
+	$(CLI) train transactions --data $(DEMO)/transactions/transactions.csv \
+		--patterns $(DEMO)/transactions/patterns.txt --metrics-out $(DEMO)/transactions-metrics.json
+	$(CLI) promote transactions
+	$(CLI) train trade --data $(DEMO)/trade/declarations.csv \
+		--mirror $(DEMO)/trade/mirror_exports.csv --metrics-out $(DEMO)/trade-metrics.json
+	$(CLI) promote trade
+	touch $@
+
+demo-models: $(DEMO)/.models ## train both detectors on the demo data and promote them
+
+serve: demo-models ## install, demo data, train, register, promote, then serve on :$(PORT)
+	@echo "API key (admin role: scores and reads decisions) - shown once, keep it:"
+	@KEY=$$($(CLI) keys create --role admin --label make-serve 2>/dev/null); echo "  $$KEY"; \
+	echo "Try, once /readyz answers 200:"; \
+	echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/transactions/score \\"; \
+	echo "       -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
+	echo "       -d @examples/transactions_request.json"
+	$(CLI) serve --port $(PORT)
+
+mlflow-ui: install ## the MLflow UI on the default tracking database
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DATA))/mlflow.db --port 5000
 
 clean:
 	rm -rf $(VENV) $(DATA)

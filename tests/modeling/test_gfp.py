@@ -95,3 +95,11 @@ def test_edge_list_shares_account_ids_and_starts_time_at_zero(frame: pd.DataFram
     hub_out = edges[(frame["from_account"] == HUB[1]).to_numpy(), SOURCE]
     assert len(set(hub_in) | set(hub_out)) == 1
     assert edges[:, TIMESTAMP].min() == 0
+
+
+def test_batch_output_sees_later_transactions(frame: pd.DataFrame) -> None:
+    """IBM's one-batch protocol is not causal: the first payment into the hub already counts
+    the four senders that pay it later."""
+    features = GraphFeaturePeer().build(frame)
+    first = frame.loc[frame["to_account"] == HUB[1], "timestamp"].idxmin()
+    assert features.loc[first, DEST_FAN_IN] == len(LEAVES)

@@ -67,20 +67,20 @@ CURRENCY_NAMES = {code: name for name, code in ISO_CODE.items()}
 class GraphFeaturePeer:
     """GFP features of payment transactions, one row per transaction in input order.
 
-    The graph: vertices are accounts (``bank|account``, numbered by first appearance as sender,
-    then as receiver), edges are transactions (edge id = row position in the frame), timestamps
-    are seconds since the frame's earliest one, and the amount is ``amount_paid`` in USD
+    The graph: vertices are accounts (``bank|account``, numbered in order of first appearance,
+    senders first), edges are transactions (edge id = row position in the frame), timestamps are
+    seconds since the frame's earliest one, and the amount is ``amount_paid`` in USD
     (:data:`~illicitflows.transactions.schema.USD_PER_UNIT`). As in IBM's example, all edges go
     to GFP in one ``fit_transform`` batch, in timestamp order, over the whole frame (train, valid
     and test together).
 
-    That batch output is **not causal**: ``fit`` inserts every edge first, then each edge's
-    features are computed on that graph, so pattern counts include later transactions within the
-    window, and vertex statistics cover roughly the whole batch (past and future, also beyond the
-    one-day window). Features of a transaction change when later rows are added (checked: on the
-    same rows, a prefix batch, the full batch and edge-by-edge ``transform`` all disagree). Only
-    feeding edges one at a time in time order would be causal. The peer reproduces IBM's
-    protocol, so it sees more than :class:`TransactionFeatureBuilder` does.
+    That batch output is **not causal**. ``fit_transform`` is ``fit`` (insert every edge) then
+    ``transform`` (compute each edge's features on that graph), so pattern counts include later
+    transactions inside the window, and vertex statistics are not bounded by the window at all:
+    they cover about the whole batch, past and future. Checked with snapml 1.17.2: a row's
+    features differ between a batch over a prefix, a batch over the whole frame and edge-by-edge
+    ``transform``; only the last, one edge at a time in time order, is causal. The peer keeps
+    IBM's protocol, so it sees the future that :class:`TransactionFeatureBuilder` does not.
     """
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:

@@ -1,0 +1,5 @@
+"""``python -m illicitflows.cli``."""
+
+from illicitflows.cli import app
+
+app()
