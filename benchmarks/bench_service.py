@@ -1,0 +1,176 @@
+"""Service latency with 1M transactions of history: the real BentoML server over HTTP against
+the in-process limit (features + predict + contributions, no HTTP, no audit) for the same
+records. Prints one JSON object.
+
+    .venv/bin/python benchmarks/bench_service.py [--history 1000000] [--single 300] [--batches 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+
+from illicitflows.access.keys import KeyStore
+from illicitflows.jobs.config import TransactionsPipeline, load_pipeline
+from illicitflows.jobs.training import fit_scoring_model
+from illicitflows.modeling.detector import Detector
+from illicitflows.modeling.split import split_by_fractions
+from illicitflows.serving.engine import record_dicts
+from illicitflows.serving.history import HistoryStore
+from illicitflows.tracking.registry import CHAMPION, log_and_register, model_name
+from illicitflows.tracking.setup import configure, use_experiment
+from illicitflows.transactions.features import TransactionFeatureBuilder
+from illicitflows.transactions.simulate import SimulationConfig, simulate_transactions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ms = np.array(values) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99))}
+
+
+def api_records(frame: pd.DataFrame) -> list[dict]:
+    out = frame.drop(columns=["is_laundering"]).copy()
+    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return record_dicts(out)
+
+
+def train(frame: pd.DataFrame, rounds: int) -> Detector:
+    pipeline = load_pipeline(ROOT / "pipelines" / "transactions.yaml", TransactionsPipeline)
+    splits = split_by_fractions(frame["timestamp"])
+    builder = TransactionFeatureBuilder(pipeline.features).fit(frame[splits == "train"])
+    features = builder.transform(frame)
+    model = pipeline.model.model_copy(update={"num_boost_round": rounds})
+    fitted = fit_scoring_model(features, frame["is_laundering"].to_numpy(), splits, model,
+                               pipeline.threshold, builder.categorical_features, pipeline.seed)
+    return Detector("transactions", builder, fitted.model, fitted.threshold)
+
+
+def register(detector: Detector, uri: str) -> None:
+    configure(uri)
+    use_experiment("transactions", uri)
+    with mlflow.start_run():
+        version = log_and_register(detector)
+    mlflow.MlflowClient().set_registered_model_alias(model_name("transactions"), CHAMPION,
+                                                     version.version)
+
+
+def preload(history: pd.DataFrame, url: str) -> None:
+    store = HistoryStore(url, "transactions")
+    records = api_records(history.assign(id=[f"h{i}" for i in range(len(history))]))
+    for start in range(0, len(records), 50_000):
+        chunk = records[start:start + 50_000]
+        store.append(chunk, [r["id"] for r in chunk],
+                     [f"00000000-0000-4000-8000-{start + i:012d}" for i in range(len(chunk))],
+                     [r["timestamp"] for r in chunk], [0.0] * len(chunk), [False] * len(chunk))
+
+
+def in_process(detector: Detector, history: pd.DataFrame, singles: pd.DataFrame,
+               batches: list[pd.DataFrame]) -> dict[str, float]:
+    state = detector.builder.new_state()
+    detector.builder.transform(history, state)
+
+    def once(frame: pd.DataFrame) -> float:
+        started = time.perf_counter()
+        features = detector.builder.transform(frame, state)
+        detector.score_features(features)
+        detector.model.contributions(features)
+        return time.perf_counter() - started
+
+    single = [once(singles.iloc[[i]]) for i in range(len(singles))]
+    batch = [once(b) for b in batches]
+    return {"single": percentiles(single), "batch_1000": percentiles(batch)}
+
+
+def over_http(port: int, key: str, singles: list[dict], batches: list[list[dict]]) -> dict:
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"http://127.0.0.1:{port}/v1/transactions/score"
+    with httpx.Client(timeout=300) as client:
+        def once(records: list[dict]) -> float:
+            started = time.perf_counter()
+            answer = client.post(url, json={"transactions": records}, headers=headers)
+            answer.raise_for_status()
+            return time.perf_counter() - started
+
+        single = [once([r]) for r in singles]
+        batch = [once(b) for b in batches]
+    return {"single": percentiles(single), "batch_1000": percentiles(batch),
+            "records_per_s_batch_1000": 1000 / statistics.median(batch)}
+
+
+def wait_for_model(port: int, key: str, seconds: float = 900) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            models = httpx.get(f"http://127.0.0.1:{port}/v1/models",
+                               headers={"Authorization": f"Bearer {key}"}).json()
+            if any(m["detector"] == "transactions" for m in models):
+                return time.monotonic() - started
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(1)
+    raise TimeoutError("the service did not load the transactions champion")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--history", type=int, default=1_000_000)
+    parser.add_argument("--single", type=int, default=300)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--port", type=int, default=3931)
+    args = parser.parse_args()
+    need = args.history + args.single + args.batches * 1000
+    accounts = max(10_000, need // 10)
+    frame = simulate_transactions(SimulationConfig(accounts=accounts, days=10, seed=11)).frame
+    frame = frame.drop(columns=["typology", "attempt_id"]).reset_index(drop=True)
+    history, rest = frame.iloc[:args.history], frame.iloc[args.history:]
+    singles = rest.iloc[:args.single]
+    batch_frames = [rest.iloc[args.single + 1000 * i: args.single + 1000 * (i + 1)]
+                    for i in range(args.batches)]
+    detector = train(history, args.rounds)
+    limit = in_process(detector, history, singles, batch_frames)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+        os.environ.update({"ILLICITFLOWS_DATA_DIR": str(root), "BENTOML_HOME": str(root / "bh"),
+                           "ILLICITFLOWS_TRACKING_URI": uri})
+        register(detector, uri)
+        preload(history, f"sqlite:///{root / 'history.db'}")
+        key = KeyStore().create("admin")[1]
+        server = subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
+                                   str(args.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            load_s = wait_for_model(args.port, key)
+            http = over_http(args.port, key, api_records(singles),
+                             [api_records(b) for b in batch_frames])
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    print(json.dumps({
+        "history_transactions": len(history), "startup_load_s": load_s,
+        "http": http, "in_process": limit,
+        "overhead_ratio": {k: http[k]["p50_ms"] / limit[k]["p50_ms"]
+                           for k in ("single", "batch_1000")},
+        "targets": {"single_p99_ms": 20, "batch_1000_p50_ms": 500, "overhead_ratio": 1.5},
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
