@@ -8,6 +8,8 @@ exactly the features of one pass over their concatenation.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -26,6 +28,7 @@ from illicitflows.transactions.features.currency import amount_usd, implied_usd_
 from illicitflows.transactions.features.state import HistoryState
 
 FEATURES_VERSION = "transactions-features-1"
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 CHUNK = 250_000
 
 
@@ -46,15 +49,15 @@ class TransactionFeatureBuilder:
         self.usd_per_unit_ = dict(self.config.usd_per_unit or implied_usd_rates(frame))
         return self
 
-    @property
+    @cached_property
     def specs(self) -> list[FeatureSpec]:
         return feature_specs(self.config)
 
-    @property
+    @cached_property
     def feature_names(self) -> list[str]:
         return [spec.name for spec in self.specs]
 
-    @property
+    @cached_property
     def categorical_features(self) -> list[str]:
         return [spec.name for spec in self.specs if spec.categories is not None]
 
@@ -72,17 +75,17 @@ class TransactionFeatureBuilder:
         _check_not_late(ordered, seconds, state)
         usd = amount_usd(ordered, self.usd_per_unit_)
         _check_rates(ordered, usd)
-        graph = self._run_kernel(ordered, seconds, usd, state, progress)
-        features = pd.concat([self._row_features(ordered, usd), graph], axis=1)
-        features = features[self.feature_names]
+        columns = {**self._row_features(ordered, seconds, usd),
+                   **self._run_kernel(ordered, seconds, usd, state, progress)}
+        matrix = np.column_stack([columns[name] for name in self.feature_names])
         restored = np.empty_like(order)
         restored[order] = np.arange(len(order))
-        return features.iloc[restored].set_index(frame.index)
+        return pd.DataFrame(matrix[restored], columns=self.feature_names, index=frame.index)
 
-    def _row_features(self, frame: pd.DataFrame, usd: np.ndarray) -> pd.DataFrame:
+    def _row_features(self, frame: pd.DataFrame, seconds: np.ndarray,
+                      usd: np.ndarray) -> dict[str, np.ndarray]:
         paid = frame["amount_paid"].to_numpy(dtype=np.float64)
-        stamp = frame["timestamp"]
-        return pd.DataFrame({
+        return {
             "amount_usd": usd,
             "round_amount_100": (np.mod(paid, 100) == 0).astype(np.float64),
             "round_amount_1000": (np.mod(paid, 1000) == 0).astype(np.float64),
@@ -96,16 +99,16 @@ class TransactionFeatureBuilder:
                                  == frame["to_account"].to_numpy())).astype(np.float64),
             "payment_format": _codes(frame["payment_format"], PAYMENT_FORMAT_CODES),
             "payment_currency": _codes(frame["payment_currency"], CURRENCY_CODES),
-            "hour": stamp.dt.hour.to_numpy(dtype=np.float64),
-            "weekday": stamp.dt.day_of_week.to_numpy(dtype=np.float64),
-        }, index=frame.index)
+            "hour": ((seconds // 3600) % 24).astype(np.float64),
+            "weekday": ((seconds // 86400 + EPOCH_WEEKDAY) % 7).astype(np.float64),
+        }
 
     def _near_threshold(self, usd: np.ndarray) -> np.ndarray:
         threshold = self.config.reporting_threshold_usd
         return (usd >= self.config.near_threshold_share * threshold) & (usd < threshold)
 
     def _run_kernel(self, frame: pd.DataFrame, seconds: np.ndarray, usd: np.ndarray,
-                    state: HistoryState, progress: StepCallback) -> pd.DataFrame:
+                    state: HistoryState, progress: StepCallback) -> dict[str, np.ndarray]:
         n = len(frame)
         senders = state.account_ids(_account_keys(frame["from_bank"], frame["from_account"]))
         receivers = state.account_ids(_account_keys(frame["to_bank"], frame["to_account"]))
@@ -126,7 +129,7 @@ class TransactionFeatureBuilder:
         state.n_edges = first + n
         if n:
             state.last_time = int(seconds[-1])
-        return self._graph_frame(out, frame.index)
+        return self._graph_columns(out)
 
     def _call_kernel(self, state: HistoryState, first: int, n: int, out: np.ndarray) -> None:
         c = self.config
@@ -141,7 +144,7 @@ class TransactionFeatureBuilder:
                    c.chain_max_depth, c.max_cycle_length, c.scan_limit, c.motif_fanout_limit,
                    c.frontier_limit, c.horizon_s, out)
 
-    def _graph_frame(self, out: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    def _graph_columns(self, out: np.ndarray) -> dict[str, np.ndarray]:
         columns: dict[str, np.ndarray] = {}
         windows = [window_label(h) for h in self.config.windows_h]
         for r, (role, side) in enumerate(ROLE_SIDES):
@@ -162,7 +165,7 @@ class TransactionFeatureBuilder:
         scalar = kernel.ROLES * len(windows) * kernel.STATS
         for k, name in enumerate(kernel.SCALARS):
             columns[name] = out[:, scalar + k]
-        return pd.DataFrame(columns, index=index)
+        return columns
 
 
 def _account_keys(bank: pd.Series, account: pd.Series) -> np.ndarray:
