@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -155,13 +156,13 @@ def main() -> None:
         key = KeyStore().create("admin")[1]
         server = subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
                                    str(args.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             load_s = wait_for_model(args.port, key)
             http = over_http(args.port, key, api_records(singles),
                              [api_records(b) for b in batch_frames])
         finally:
-            server.terminate()
+            os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
     print(json.dumps({
         "history_transactions": len(history), "startup_load_s": load_s,

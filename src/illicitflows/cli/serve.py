@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from typing import Annotated
 
@@ -22,4 +21,4 @@ def serve(port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
         env["ILLICITFLOWS_TRACKING_URI"] = tracking_uri
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host,
                "--port", str(port)]
-    raise typer.Exit(subprocess.call(command, env=env))
+    os.execve(sys.executable, command, env)  # signals reach the server directly
