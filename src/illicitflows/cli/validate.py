@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from illicitflows.cli.common import Quarantine, Strict, console, default_quarantine
 from illicitflows.trade.io import load_declarations
 from illicitflows.transactions.io import load_transactions
 from illicitflows.validation import ValidationError, ValidationResult
 
 app = typer.Typer(help="Validate input files: every bad row is named with its column and reason.",
                   no_args_is_help=True)
-console = Console(stderr=True)
-
-Strict = Annotated[bool, typer.Option(help="Fail on any bad row instead of quarantining it.")]
-Quarantine = Annotated[Path | None, typer.Option(
-    help="Where bad rows go (CSV). Default: <input>.quarantine.csv beside the input.")]
 Out = Annotated[Path | None, typer.Option(help="Write the accepted rows here (.csv or .parquet).")]
-
-
-def quarantine_path(data: Path, quarantine: Path | None) -> Path:
-    """The quarantine file for ``data``: the given path or ``<stem>.quarantine.csv`` beside it."""
-    return quarantine or data.with_name(f"{data.stem}.quarantine.csv")
+Loader = Callable[[Path], tuple[pd.DataFrame, ValidationResult]]
 
 
 def report(result: ValidationResult, accepted: int, quarantine: Path) -> None:
@@ -41,8 +34,16 @@ def report(result: ValidationResult, accepted: int, quarantine: Path) -> None:
         console.print(f"bad rows written to {quarantine}")
 
 
-def write_frame(frame, out: Path) -> None:
-    """Write accepted rows as Parquet or CSV by suffix."""
+def run(load: Loader, quarantine: Path, out: Path | None) -> None:
+    """Load with the policy, report, optionally write the accepted rows."""
+    try:
+        frame, result = load(quarantine)
+    except ValidationError as error:
+        console.print(str(error))
+        raise typer.Exit(1) from error
+    report(result, len(frame), quarantine)
+    if out is None:
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() in {".parquet", ".pq"}:
         frame.to_parquet(out, index=False)
@@ -61,15 +62,11 @@ def transactions(
     out: Out = None,
 ) -> None:
     """Validate a transactions file."""
-    target = quarantine_path(data, quarantine)
-    try:
+    def load(target: Path) -> tuple[pd.DataFrame, ValidationResult]:
         loaded = load_transactions(data, fmt, accounts, strict=strict, quarantine=target)
-    except ValidationError as error:
-        console.print(str(error))
-        raise typer.Exit(1) from error
-    report(loaded.validation, len(loaded.frame), target)
-    if out:
-        write_frame(loaded.frame, out)
+        return loaded.frame, loaded.validation
+
+    run(load, default_quarantine(data, quarantine), out)
 
 
 @app.command("trade")
@@ -82,12 +79,5 @@ def trade(
     out: Out = None,
 ) -> None:
     """Validate a customs declarations file."""
-    target = quarantine_path(data, quarantine)
-    try:
-        frame, result = load_declarations(data, fmt, strict=strict, quarantine=target)
-    except ValidationError as error:
-        console.print(str(error))
-        raise typer.Exit(1) from error
-    report(result, len(frame), target)
-    if out:
-        write_frame(frame, out)
+    run(lambda target: load_declarations(data, fmt, strict=strict, quarantine=target),
+        default_quarantine(data, quarantine), out)
