@@ -44,9 +44,9 @@ def test_simulate_then_validate_quarantines_bad_rows(tmp_path: Path, monkeypatch
                                  str(tmp_path / "ok.parquet")])
     assert result.exit_code == 0, result.output
     quarantined = pd.read_csv(tmp_path / "data" / "quarantine" / "transactions.quarantine.csv")
-    assert quarantined["_row"].tolist() == [3]
+    assert quarantined["_row"].tolist() == [4]  # lines[5] is data row 4
     assert "currency" in quarantined["_issues"].iloc[0]
     assert len(pd.read_parquet(tmp_path / "ok.parquet")) == len(lines) - 2
     strict = runner.invoke(app, ["validate", "transactions", str(csv), "--strict"])
     assert strict.exit_code == 1
-    assert "row 3, column" in strict.output
+    assert "row 4, column receiving_currency" in strict.output
