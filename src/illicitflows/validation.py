@@ -69,7 +69,7 @@ class RecordSchema:
             raise SchemaError(f"{self.name}: missing required column(s): {', '.join(missing)}")
         raw = raw.reset_index(drop=True)
         typed: dict[str, pd.Series] = {}
-        issues: list[pd.DataFrame] = []
+        issues: list[pd.DataFrame | None] = []
         for f in self.fields:
             if f.name not in raw.columns:
                 continue
@@ -89,9 +89,9 @@ class RecordSchema:
                 mask = np.asarray(check.bad(frame), dtype=bool)
                 issues.append(_issues(mask, check.column, check.reason, frame[check.column],
                                       check.severity))
-        table = pd.concat([i for i in issues if len(i)], ignore_index=True) if any(
-            len(i) for i in issues) else pd.DataFrame(columns=ISSUE_COLUMNS)
-        table = table.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
+        found = [i for i in issues if i is not None]
+        table = (pd.concat(found, ignore_index=True).sort_values(["row", "column"], kind="stable")
+                 .reset_index(drop=True) if found else pd.DataFrame(columns=ISSUE_COLUMNS))
         return ValidationResult(schema=self.name, frame=frame, raw=raw, issues=table)
 
 
@@ -186,8 +186,11 @@ def write_quarantine(result: ValidationResult, path: Path) -> Path:
 
 
 def _issues(mask: np.ndarray, column: str, reason: str, values: pd.Series,
-            severity: Severity) -> pd.DataFrame:
+            severity: Severity) -> pd.DataFrame | None:
+    """The issues of the records where ``mask`` is true (None when there are none)."""
     rows = np.flatnonzero(mask)
+    if len(rows) == 0:
+        return None
     return pd.DataFrame({
         "row": rows.astype(np.int64),
         "column": column,
@@ -206,7 +209,7 @@ def _blank(values: pd.Series) -> np.ndarray:
     return (values.isna() | (as_text == "")).to_numpy(dtype=bool)
 
 
-def _parse_field(f: Field, values: pd.Series) -> tuple[pd.Series, list[pd.DataFrame]]:
+def _parse_field(f: Field, values: pd.Series) -> tuple[pd.Series, list[pd.DataFrame | None]]:
     blank = _blank(values)
     issues = []
     if f.required:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 KIND = "lightgbm"
+SMALL_BATCH = 2000  # below this, one thread: OpenMP start-up costs more than it saves
 
 
 class LightGBMModel:
@@ -23,12 +24,23 @@ class LightGBMModel:
     def feature_names(self) -> list[str]:
         return list(self.booster.feature_name())
 
+    def _matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """Model inputs in training order (a plain array: no per-call pandas checks)."""
+        return features[self.feature_names].to_numpy(dtype=np.float64)
+
+    def _predict(self, features: pd.DataFrame, **kwargs: bool) -> np.ndarray:
+        threads = 1 if len(features) < SMALL_BATCH else 0
+        return self.booster.predict(self._matrix(features), num_threads=threads, **kwargs)
+
     def score(self, features: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(features[self.feature_names])
+        return self._predict(features)
+
+    def raw_margin(self, features: pd.DataFrame) -> np.ndarray:
+        return self._predict(features, raw_score=True)
 
     def contributions(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Exact TreeSHAP on the raw margin: (base values, contributions per feature)."""
-        contrib = self.booster.predict(features[self.feature_names], pred_contrib=True)
+        contrib = self._predict(features, pred_contrib=True)
         return contrib[:, -1], contrib[:, :-1]
 
     def to_text(self) -> str:

@@ -205,15 +205,17 @@ class TransactionScorer(Scorer):
     def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
                  decisions: list[Decision]) -> ScoredBatch:
         reasons = self.reasons_of(decisions)
-        keys = pd.DataFrame({"sender": _accounts(frame, "from"),
-                             "receiver": _accounts(frame, "to")})
-        scores = pd.Series([d.score for d in decisions])
-        flagged = pd.Series([d.flagged for d in decisions])
-        mask = flagged.to_numpy()
+        keys = [list(pair) for pair in zip(_accounts(frame, "from"), _accounts(frame, "to"),
+                                           strict=True)]
+        flagged = [d.flagged for d in decisions]
+        rollups = roll_up(keys, [d.score for d in decisions], flagged, reasons)
+        if not any(flagged):
+            return ScoredBatch(decisions=decisions, rollups=rollups)
+        mask = np.asarray(flagged)
         self._remember(frame[mask], features[mask],
                        [[r["family"] for r in reasons[i]] for i in np.flatnonzero(mask)])
         in_request = {str(i) for i in frame.loc[mask, self.id_column]}
-        return ScoredBatch(decisions=decisions, rollups=roll_up(keys, scores, flagged, reasons),
+        return ScoredBatch(decisions=decisions, rollups=rollups,
                            networks=suspected_networks(self.flagged_edges, in_request))
 
     def _remember(self, frame: pd.DataFrame, features: pd.DataFrame,
@@ -245,11 +247,11 @@ class TradeScorer(Scorer):
 
     def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
                  decisions: list[Decision]) -> ScoredBatch:
-        reasons = self.reasons_of(decisions)
-        keys = pd.DataFrame({"importer": frame["importer_id"].astype(str).to_numpy()})
+        keys = [[str(importer)] for importer in frame["importer_id"]]
         return ScoredBatch(decisions=decisions,
-                           rollups=roll_up(keys, pd.Series([d.score for d in decisions]),
-                                           pd.Series([d.flagged for d in decisions]), reasons))
+                           rollups=roll_up(keys, [d.score for d in decisions],
+                                           [d.flagged for d in decisions],
+                                           self.reasons_of(decisions)))
 
 
 def record_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
