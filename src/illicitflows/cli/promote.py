@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from illicitflows.cli.common import TrackingUri, console
-from illicitflows.jobs.config import TransactionsPipeline, load_pipeline
+from illicitflows.jobs.config import (
+    PipelineBase,
+    TradePipeline,
+    TransactionsPipeline,
+    load_pipeline,
+)
 from illicitflows.tracking.registry import promote
 from illicitflows.tracking.setup import configure
 
@@ -29,12 +35,26 @@ def _promote(domain: str, metric: str, force: bool, reason: str | None,
         raise typer.Exit(1)
 
 
+Metric = Annotated[str | None, typer.Option(
+    help="Test metric to compare (default: the pipeline's promotion_metric).")]
+Config = Annotated[Path | None, typer.Option(help="Pipeline YAML naming the promotion metric.")]
+
+
+def _metric(metric: str | None, config: Path, kind: type[PipelineBase]) -> str:
+    return metric or load_pipeline(config, kind).promotion_metric
+
+
 @app.command("transactions")
 def transactions(force: Force = False, reason: Reason = None, tracking_uri: TrackingUri = None,
-                 metric: Annotated[str | None, typer.Option(
-                     help="Test metric to compare (default: the pipeline's promotion_metric).")]
-                 = None) -> None:
+                 metric: Metric = None, config: Config = None) -> None:
     """Promote the asset-laundering detector's challenger."""
-    default = load_pipeline("pipelines/transactions.yaml", TransactionsPipeline).promotion_metric \
-        if metric is None else metric
-    _promote("transactions", default, force, reason, tracking_uri)
+    chosen = _metric(metric, config or Path("pipelines/transactions.yaml"), TransactionsPipeline)
+    _promote("transactions", chosen, force, reason, tracking_uri)
+
+
+@app.command("trade")
+def trade(force: Force = False, reason: Reason = None, tracking_uri: TrackingUri = None,
+          metric: Metric = None, config: Config = None) -> None:
+    """Promote the customs detector's challenger."""
+    chosen = _metric(metric, config or Path("pipelines/trade.yaml"), TradePipeline)
+    _promote("trade", chosen, force, reason, tracking_uri)

@@ -18,7 +18,13 @@ from illicitflows.cli.common import (
     parse_pair,
     write_json,
 )
-from illicitflows.jobs.config import TransactionsPipeline, load_pipeline
+from illicitflows.jobs import train_trade as trade_job
+from illicitflows.jobs.config import (
+    PipelineBase,
+    TradePipeline,
+    TransactionsPipeline,
+    load_pipeline,
+)
 from illicitflows.jobs.train_transactions import TRAIN_STEPS, TrainRequest, train_transactions
 from illicitflows.progress import progress_bar
 
@@ -29,6 +35,35 @@ SplitFractions = Annotated[str | None, typer.Option(
     help="Temporal split by whole days, e.g. 0.6,0.2,0.2 (overrides the config).")]
 SplitDates = Annotated[str | None, typer.Option(
     help="Cut-off dates VALID_FROM,TEST_FROM, e.g. 2022-09-07,2022-09-09.")]
+
+
+def with_split(pipeline: PipelineBase, fractions: str | None,
+               dates: str | None) -> PipelineBase:
+    """The pipeline with the split given on the command line, if any."""
+    pair, shares = parse_pair(dates, "--split-dates"), parse_fractions(fractions)
+    if not (pair or shares):
+        return pipeline
+    split = pipeline.split.model_copy(update={"dates": pair} if pair else
+                                      {"fractions": shares, "dates": None})
+    return pipeline.model_copy(update={"split": split})
+
+
+def report(document: dict) -> None:
+    """Print the model's and baseline's headline metrics and the registered version."""
+    test = document["test"]
+    headline = ("f1", "precision", "recall", "pr_auc") if "f1" in test else ("pr_auc", "roc_auc")
+    console.print("test " + "  ".join(f"{k} {test[k]:.3f}" for k in headline)
+                  + f"  threshold {document['threshold']:.4f}")
+    if "precision_at" in test:
+        console.print("precision@n%: " + "  ".join(f"{n}% {v:.3f}"
+                                                   for n, v in test["precision_at"].items()))
+    if "baseline" in document:
+        base = document["baseline"]
+        console.print(f"baseline {base['name']}: " + "  ".join(
+            f"{k} {base['test'][k]:.3f}" for k in headline if k in base["test"]))
+    model = document["model"]
+    console.print(f"registered {model['name']} version {model['version']} (challenger), "
+                  f"run {model['run_id']}")
 
 
 @app.command("transactions")
@@ -53,26 +88,42 @@ def transactions(
     quarantine: Quarantine = None,
 ) -> None:
     """Train the asset-laundering detector on labelled transactions."""
-    pipeline = load_pipeline(config, TransactionsPipeline)
-    dates, fractions = parse_pair(split_dates, "--split-dates"), parse_fractions(split_fractions)
-    if dates or fractions:
-        split = pipeline.split.model_copy(update={"dates": dates} if dates else
-                                          {"fractions": fractions, "dates": None})
-        pipeline = pipeline.model_copy(update={"split": split})
+    pipeline = with_split(load_pipeline(config, TransactionsPipeline), split_fractions,
+                          split_dates)
     request = TrainRequest(data=data, pipeline=pipeline, fmt=fmt, accounts=accounts,
                            patterns=patterns, baseline=baseline, tracking_uri=tracking_uri,
                            quarantine=default_quarantine(data, quarantine), strict=strict)
     with progress_bar("train transactions", TRAIN_STEPS) as step:
         document = train_transactions(request, progress=step)
-    test = document["test"]
-    console.print(f"test F1 {test['f1']:.3f}  precision {test['precision']:.3f}  recall "
-                  f"{test['recall']:.3f}  PR-AUC {test['pr_auc']:.3f}  threshold "
-                  f"{document['threshold']:.4f}")
-    if "baseline" in document:
-        base = document["baseline"]["test"]
-        console.print(f"baseline {document['baseline']['name']}: F1 {base['f1']:.3f}  PR-AUC "
-                      f"{base['pr_auc']:.3f}")
-    model = document["model"]
-    console.print(f"registered {model['name']} version {model['version']} (challenger), "
-                  f"run {model['run_id']}")
+    report(document)
+    write_json(document, metrics_out)
+
+
+@app.command("trade")
+def trade(
+    data: Annotated[list[Path], typer.Option(
+        help="Declarations (canonical, KCS or DATE); repeat to concatenate files.",
+        exists=True, dir_okay=False)],
+    fmt: Annotated[str, typer.Option("--format", help="canonical, kcs, date or auto.")] = "auto",
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.", exists=True)] = Path(
+        "pipelines/trade.yaml"),
+    split_fractions: SplitFractions = None,
+    split_dates: SplitDates = None,
+    baseline: Annotated[str | None, typer.Option(
+        help="Also train the peer on the same split: lightgbm-raw.")] = None,
+    mirror: Annotated[Path | None, typer.Option(
+        help="Partner-country exports for mirror-gap features.", exists=True)] = None,
+    metrics_out: MetricsOut = None,
+    tracking_uri: TrackingUri = None,
+    strict: Strict = False,
+    quarantine: Quarantine = None,
+) -> None:
+    """Train the customs mis-invoicing detector on labelled declarations."""
+    pipeline = with_split(load_pipeline(config, TradePipeline), split_fractions, split_dates)
+    request = trade_job.TrainTradeRequest(
+        data=data, pipeline=pipeline, fmt=fmt, mirror=mirror, baseline=baseline,
+        tracking_uri=tracking_uri, quarantine=quarantine, strict=strict)
+    with progress_bar("train trade", trade_job.TRAIN_STEPS) as step:
+        document = trade_job.train_trade(request, progress=step)
+    report(document)
     write_json(document, metrics_out)
