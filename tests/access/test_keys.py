@@ -100,6 +100,7 @@ def test_role_matrix() -> None:
     assert allowed("auditor", "read_decisions") and not allowed("auditor", "score")
     assert not allowed("auditor", "manage_keys")
     admin = ROLE_PERMISSIONS["admin"]
-    assert admin == ROLE_PERMISSIONS["scorer"] | ROLE_PERMISSIONS["auditor"] | {"manage_keys"}
+    assert admin == ROLE_PERMISSIONS["scorer"] | ROLE_PERMISSIONS["auditor"] | {
+        "manage_keys", "manage_models"}
     assert all(allowed("admin", p) for p in admin)
     assert not allowed("nobody", "score")

@@ -11,6 +11,8 @@ from illicitflows.jobs.training import fit_scoring_model
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.split import split_by_fractions
 from illicitflows.serving.engine import ModelRef
+from illicitflows.trade.features import TradeFeatureBuilder
+from illicitflows.trade.simulate import TradeSimulationConfig, simulate_trade
 from illicitflows.transactions.features import TransactionFeatureBuilder
 from illicitflows.transactions.simulate import SimulationConfig, simulate_transactions
 
@@ -32,6 +34,24 @@ def tx_detector(transactions: pd.DataFrame) -> Detector:
     fitted = fit_scoring_model(features, transactions["is_laundering"].to_numpy(), splits, model,
                                ThresholdConfig(), builder.categorical_features, seed=0)
     return Detector("transactions", builder, fitted.model, fitted.threshold)
+
+
+@pytest.fixture(scope="session")
+def declarations() -> pd.DataFrame:
+    sim = simulate_trade(TradeSimulationConfig(declarations=6000, seed=5))
+    return sim.declarations.reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def trade_detector(declarations: pd.DataFrame) -> Detector:
+    splits = split_by_fractions(declarations["date"])
+    builder = TradeFeatureBuilder().fit(declarations[splits == "train"])
+    features = builder.transform(declarations)
+    model = ModelConfig(num_boost_round=60, early_stopping_rounds=20,
+                        params={"num_leaves": 15, "max_depth": 6, "learning_rate": 0.1})
+    fitted = fit_scoring_model(features, declarations["fraud"].to_numpy(), splits, model,
+                               ThresholdConfig(), builder.categorical_features, seed=0)
+    return Detector("trade", builder, fitted.model, fitted.threshold)
 
 
 @pytest.fixture

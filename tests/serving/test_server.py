@@ -3,6 +3,7 @@ verification and tamper detection, end to end over HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def wait_until(check, seconds: float = 180.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tx_detector):
+def server(tmp_path_factory, tx_detector, trade_detector):
     root = tmp_path_factory.mktemp("server")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     env = {"ILLICITFLOWS_DATA_DIR": str(root), "ILLICITFLOWS_TRACKING_URI": uri,
@@ -52,14 +53,14 @@ def server(tmp_path_factory, tx_detector):
     os.environ.update(env)
     register_champion(tx_detector, uri)
     keys = KeyStore()
-    secrets = {role: keys.create(role)[1] for role in ("scorer", "auditor")}
+    secrets = {role: keys.create(role)[1] for role in ("scorer", "auditor", "admin")}
     import bentoml
 
     handle = bentoml.serve("illicitflows.serving.service:IllicitFlows", port=PORT,
                            host="127.0.0.1", working_dir=str(Path.cwd()))
     try:
         wait_until(lambda: httpx.get(f"{BASE}/livez").status_code == 200)
-        yield {"root": root, "uri": uri, "keys": secrets}
+        yield {"root": root, "uri": uri, "keys": secrets, "trade": trade_detector}
     finally:
         handle.stop()
         for name in env:
@@ -75,9 +76,29 @@ def cli(*args: str, root: Path, uri: str) -> subprocess.CompletedProcess:
 
 
 def test_ready_only_when_both_detectors_are_loaded(server) -> None:
-    wait_until(lambda: httpx.get(f"{BASE}/v1/models", headers={
-        "Authorization": f"Bearer {server['keys']['auditor']}"}).json() != [])
+    auditor = {"Authorization": f"Bearer {server['keys']['auditor']}"}
+    wait_until(lambda: httpx.get(f"{BASE}/v1/models", headers=auditor).json() != [])
     assert httpx.get(f"{BASE}/readyz").status_code != 200  # trade champion still missing
+    register_champion(server["trade"], server["uri"])
+    runtime_reload = httpx.post(f"{BASE}/v1/admin/reload", headers={
+        "Authorization": f"Bearer {server['keys']['admin']}"})
+    assert runtime_reload.status_code == 200, runtime_reload.text
+    wait_until(lambda: httpx.get(f"{BASE}/readyz").status_code == 200)
+    models = {m["detector"]: m for m in httpx.get(f"{BASE}/v1/models", headers=auditor).json()}
+    assert set(models) == {"transactions", "trade"}
+    assert models["trade"]["version"] == "1"
+
+
+def test_trade_declarations_are_scored_with_importer_roll_up(server, declarations) -> None:
+    wait_until(lambda: httpx.get(f"{BASE}/readyz").status_code == 200)
+    records = declarations.tail(50).drop(columns=["fraud", "typology", "revenue"])
+    records["date"] = records["date"].dt.strftime("%Y-%m-%d")
+    body = {"declarations": json.loads(records.to_json(orient="records"))}
+    answer = httpx.post(f"{BASE}/v1/trade/score", json=body, timeout=120,
+                        headers={"Authorization": f"Bearer {server['keys']['scorer']}"})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert len(result["results"]) == 50 and result["importers"]
 
 
 def test_score_then_read_replay_verify_and_detect_tampering(server, transactions,

@@ -30,7 +30,7 @@ _AUDITOR = frozenset({"read_decisions", "read_models", "read_reports"})
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "scorer": _SCORER,
     "auditor": _AUDITOR,
-    "admin": _SCORER | _AUDITOR | {"manage_keys"},
+    "admin": _SCORER | _AUDITOR | {"manage_keys", "manage_models"},
 }
 
 metadata = sa.MetaData()

@@ -13,6 +13,7 @@ from typing import Any
 
 import bentoml
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from illicitflows.access.keys import Principal, allowed
@@ -219,6 +220,16 @@ async def models(request: Request) -> list[dict[str, Any]]:
              "features_version": s.detector.builder.version,
              "training_metrics": s.detector.info.get("test", {})}
             for domain, s in runtime_of(request).scorers.items()]
+
+
+@app.post("/admin/reload")
+async def reload_models(request: Request) -> dict[str, Any]:
+    """Load the registry's current champions (after a promotion) without a restart."""
+    authorize(request, "manage_models")
+    runtime = runtime_of(request)
+    await run_in_threadpool(runtime.load)
+    return {"loaded": {d: s.model.version for d, s in runtime.scorers.items()},
+            "problems": runtime.problems, "ready": runtime.ready}
 
 
 def _stored_dict(stored: Any) -> dict[str, Any]:

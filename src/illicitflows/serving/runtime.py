@@ -88,7 +88,8 @@ class Runtime:
         return self.settings.history_url or f"sqlite:///{data_dir() / 'history.db'}"
 
     def load(self) -> None:
-        """Load every detector from the registry; one clear log line per missing one."""
+        """Load every detector from the registry (again: only versions that changed); one clear
+        log line per missing one."""
         configure(self.settings.tracking_uri)
         for domain in DETECTORS:
             ref = self.settings.model_refs[domain]
@@ -99,6 +100,9 @@ class Runtime:
                 log.error("not ready: %s detector missing: %s", domain, error)
                 continue
             model = ModelRef(version.name, str(version.version), version.run_id)
+            current = self.scorers.get(domain)
+            if current is not None and current.model == model:
+                continue
             detector = import_to_bento_store(detector, model)
             self.add_scorer(detector, model)
 
