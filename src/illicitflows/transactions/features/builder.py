@@ -77,10 +77,10 @@ class TransactionFeatureBuilder:
         _check_rates(ordered, usd)
         columns = {**self._row_features(ordered, seconds, usd),
                    **self._run_kernel(ordered, seconds, usd, state, progress)}
-        matrix = np.column_stack([columns[name] for name in self.feature_names])
-        restored = np.empty_like(order)
-        restored[order] = np.arange(len(order))
-        return pd.DataFrame(matrix[restored], columns=self.feature_names, index=frame.index)
+        matrix = np.empty((len(frame), len(self.feature_names)))
+        for j, name in enumerate(self.feature_names):  # back to input order, one copy
+            matrix[order, j] = columns[name]
+        return pd.DataFrame(matrix, columns=self.feature_names, index=frame.index, copy=False)
 
     def _row_features(self, frame: pd.DataFrame, seconds: np.ndarray,
                       usd: np.ndarray) -> dict[str, np.ndarray]:
@@ -142,7 +142,7 @@ class TransactionFeatureBuilder:
                    int(c.motif_window_h * HOUR), int(c.chain_gap_h * HOUR),
                    float(c.chain_amount_band[0]), float(c.chain_amount_band[1]),
                    c.chain_max_depth, c.max_cycle_length, c.scan_limit, c.motif_fanout_limit,
-                   c.frontier_limit, c.horizon_s, out)
+                   c.frontier_limit, c.cycle_budget, c.horizon_s, out)
 
     def _graph_columns(self, out: np.ndarray) -> dict[str, np.ndarray]:
         columns: dict[str, np.ndarray] = {}

@@ -33,6 +33,8 @@ class FeatureConfig(BaseModel):
         8, ge=1, le=64, description="Neighbours scanned per hop for scatter-gather / bipartite.")
     frontier_limit: int = Field(
         64, ge=1, le=4096, description="Accounts kept per hop of the cycle search.")
+    cycle_budget: int = Field(
+        512, ge=16, le=100_000, description="Edges examined at most by one cycle search.")
     usd_per_unit: dict[str, float] | None = Field(
         None, description="Currency table (USD per unit); default: rates implied by the data, "
                           "falling back to the built-in table.")

@@ -107,15 +107,19 @@ def _write_role(out, i, base, a, side, t, windows, cnt, tot, near, distinct, hea
 
 
 @njit(cache=True)
-def _cycle_length(s, r, e, lo, max_len, scan_limit, frontier_limit, head_in, prev_in, e_src,
-                  e_t, stamp, cur_n, cur_b, nxt_n, nxt_b):
-    """Shortest temporal cycle closed by edge ``e`` (s -> r): a time-increasing path r ~> s."""
+def _cycle_length(s, r, e, lo, max_len, scan_limit, frontier_limit, budget, head_in, prev_in,
+                  e_src, e_t, stamp, cur_n, cur_b, nxt_n, nxt_b):
+    """Shortest temporal cycle closed by edge ``e`` (s -> r): a time-increasing path r ~> s.
+
+    Breadth first, most recent edges first; at most ``budget`` edges are examined in all, so a
+    hub's neighbourhood cannot make one transaction expensive."""
     if s == r:
         return 0
     mark = e + 1
     cur_n[0] = s
     cur_b[0] = e
     n_cur = 1
+    spent = 0
     for depth in range(max_len - 1):
         n_nxt = 0
         for i in range(n_cur):
@@ -124,8 +128,10 @@ def _cycle_length(s, r, e, lo, max_len, scan_limit, frontier_limit, head_in, pre
             f = head_in[node]
             taken = 0
             walked = 0
-            while f != -1 and taken < scan_limit and walked < 4 * scan_limit and e_t[f] >= lo:
+            while (f != -1 and taken < scan_limit and walked < 4 * scan_limit and e_t[f] >= lo
+                   and spent < budget):
                 walked += 1
+                spent += 1
                 if f < bound:
                     x = e_src[f]
                     taken += 1
@@ -226,7 +232,8 @@ def _chain(s, e, t, gap, band_lo, band_hi, max_depth, scan_limit, head_in, prev_
 def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_chain, prev_out, next_out, prev_in,
         next_in, head_out, head_in, tail, cnt, tot, near, distinct, pair_cnt, pair_last,
         stamp_a, stamp_b, stamp_c, windows, motif_window, chain_gap, band_lo, band_hi,
-        chain_max_depth, max_cycle, scan_limit, fanout_limit, frontier_limit, horizon, out):
+        chain_max_depth, max_cycle, scan_limit, fanout_limit, frontier_limit, cycle_budget,
+        horizon, out):
     """Process edges ``first .. first + n_new - 1`` (already stored) and fill ``out``."""
     n_w = windows.shape[0]
     longest = windows[n_w - 1]
@@ -269,8 +276,8 @@ def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_chain, prev_out, next_
         out[i, scalar + 6] = 1.0 if back != -1 and e_t[back] >= t - longest else 0.0
         lo = t - motif_window
         out[i, scalar + 7] = _cycle_length(s, r, e, lo, max_cycle, scan_limit, frontier_limit,
-                                           head_in, prev_in, e_src, e_t, stamp_a, cur_n, cur_b,
-                                           nxt_n, nxt_b)
+                                           cycle_budget, head_in, prev_in, e_src, e_t, stamp_a,
+                                           cur_n, cur_b, nxt_n, nxt_b)
         depth, lag = _chain(s, e, t, chain_gap, band_lo, band_hi, chain_max_depth, scan_limit,
                             head_in, prev_in, e_t, e_amt, e_chain)
         out[i, scalar + 8] = depth

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from numba import types
 from numba.typed import Dict
 
@@ -44,7 +45,7 @@ class HistoryState:
 
     def account_ids(self, keys: np.ndarray) -> np.ndarray:
         """Dense ids for ``bank|account`` keys, assigning new ids in order of appearance."""
-        uniques, inverse = np.unique(keys, return_inverse=True)
+        inverse, uniques = pd.factorize(keys)
         ids = np.empty(len(uniques), dtype=np.int64)
         for k, key in enumerate(uniques.tolist()):
             ids[k] = self.accounts.setdefault(key, len(self.accounts))
