@@ -99,6 +99,11 @@ class SchemaError(ValueError):
     """The input does not have the shape of the schema at all (e.g. a missing column)."""
 
 
+class LateRecordError(ValueError):
+    """A record is older than the history already processed (its features would see its
+    future); each domain's feature builder raises it, naming the row and the time field."""
+
+
 class ValidationError(ValueError):
     """Strict mode found bad records; the message names each record and field."""
 

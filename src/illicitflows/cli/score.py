@@ -28,7 +28,7 @@ Model = Annotated[str, typer.Option(help="Registered alias or version.")]
 
 def score_frame(detector: Detector, frame: pd.DataFrame, step) -> pd.DataFrame:
     """Scores, flags, risk bands and (flagged) top reasons appended to ``frame``."""
-    features = detector.builder.transform(frame)
+    features = detector.features(frame)
     step("features")
     scores = detector.score_features(features)
     flagged = scores >= detector.threshold

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from illicitflows.trade.features.config import TradeFeatureConfig
 from illicitflows.transactions.features import FeatureConfig
 
 
@@ -74,3 +75,19 @@ def load_pipeline(path: Path, kind: type[PipelineBase]) -> PipelineBase:
     with Path(path).open() as handle:
         raw = yaml.safe_load(handle) or {}
     return kind.model_validate(raw)
+
+
+def _raw_baseline_model() -> ModelConfig:
+    """The issue's raw LightGBM: 1,000 trees, learning rate 0.05, 63 leaves, unweighted."""
+    return ModelConfig(num_boost_round=1000, early_stopping_rounds=1000, imbalance="none",
+                       params={"learning_rate": 0.05, "num_leaves": 63})
+
+
+class TradePipeline(PipelineBase):
+    """``pipelines/trade.yaml``."""
+
+    detector: Literal["trade"] = "trade"
+    features: TradeFeatureConfig = Field(default_factory=TradeFeatureConfig)
+    baseline_model: ModelConfig = Field(default_factory=_raw_baseline_model)
+    revenue_weight: bool = Field(
+        False, description="Weight fraudulent training rows by their revenue at stake.")

@@ -18,6 +18,7 @@ import pandas as pd
 from illicitflows.modeling.isolation import IsolationModel
 from illicitflows.modeling.lgbm import LightGBMModel
 from illicitflows.progress import StepCallback, no_progress
+from illicitflows.validation import LateRecordError
 
 MANIFEST = "detector.json"
 BUILDER = "builder.pkl"
@@ -41,6 +42,8 @@ class FeatureBuilder(Protocol):
 
     def new_state(self) -> Any: ...
 
+    def scoring_state(self) -> Any: ...
+
     def transform(self, frame: pd.DataFrame, state: Any = None,
                   progress: StepCallback = no_progress) -> pd.DataFrame: ...
 
@@ -58,12 +61,21 @@ class Detector:
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
 
+    def features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Features of a file scored on its own: it continues from where training left off
+        (``scoring_state``) when it comes after the training data; a file reaching back into
+        the training period (a back-test) is scored as its own history instead."""
+        try:
+            return self.builder.transform(frame, self.builder.scoring_state())
+        except LateRecordError:
+            return self.builder.transform(frame, self.builder.new_state())
+
     def score_features(self, features: pd.DataFrame) -> np.ndarray:
         return self.model.score(features)
 
     def score(self, frame: pd.DataFrame, state: Any = None) -> pd.DataFrame:
         """Score validated canonical records: ``score`` and ``flagged`` per record."""
-        features = self.builder.transform(frame, state)
+        features = self.features(frame) if state is None else self.builder.transform(frame, state)
         score = self.score_features(features)
         return pd.DataFrame({"score": score, "flagged": score >= self.threshold},
                             index=frame.index)

@@ -21,7 +21,7 @@ from illicitflows.modeling.domains import DOMAINS
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.networks import suspected_networks
 from illicitflows.serving.rollups import roll_up
-from illicitflows.transactions.features import LateRecordError
+from illicitflows.validation import LateRecordError
 
 RISK_BANDS = ("low", "medium", "high", "critical")
 
@@ -96,7 +96,7 @@ class Scorer(ABC):
     # -- state -----------------------------------------------------------------------------
     def rebuild(self) -> None:
         """Rebuild the feature state from the stored history."""
-        self.state = self.detector.builder.new_state()
+        self.state = self.detector.builder.scoring_state()
         stored = self.store.load(since=self.history_since())
         if not stored.empty:
             frame = self.validate(stored.drop(columns=["_seq", "_score", "_flagged"]))

@@ -55,7 +55,7 @@ def replay_decision(decision_id: str, audit: AuditLog, history_url: str) -> Repl
         horizon = pd.Timedelta(seconds=detector.builder.config.horizon_s)
         since = (pd.Timestamp(record["timestamp"].iloc[0]) - horizon).isoformat()
     prior = history.load(since=since, before_seq=seq)
-    state = detector.builder.new_state()
+    state = detector.builder.scoring_state()
     if not prior.empty:
         prior_frame = domain.schema.parse(prior.drop(columns=["_seq", "_score", "_flagged"]))
         detector.builder.transform(prior_frame.frame, state)

@@ -156,9 +156,16 @@ def _choose(probabilities: np.ndarray, n: int, rng: np.random.Generator) -> np.n
 
 
 def _choose_rows(table: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One category code per element, drawn from the probability row ``table[rows]``."""
-    cdf = np.cumsum(table / table.sum(axis=1, keepdims=True), axis=1)[rows]
-    return np.minimum((rng.random(rows.size)[:, None] >= cdf).sum(axis=1), table.shape[1] - 1)
+    """One category code per element, drawn from the probability row ``table[rows]``.
+
+    Row r's cumulative probabilities are shifted by r and laid end to end, so one
+    ``searchsorted`` serves every row.
+    """
+    width = table.shape[1]
+    cdf = np.cumsum(table / table.sum(axis=1, keepdims=True), axis=1)
+    shifted = (cdf + np.arange(table.shape[0])[:, None]).ravel()
+    at = np.searchsorted(shifted, rows + rng.random(rows.size), side="right")
+    return np.clip(at - rows * width, 0, width - 1)
 
 
 def _lognormal(median: np.ndarray | float, sigma: np.ndarray | float, n: int,
@@ -320,7 +327,7 @@ def _build_population(config: SimulationConfig, rng: np.random.Generator) -> _Po
     country = _choose(np.array(list(COUNTRY_SHARE.values())), n, rng)
     bank = banks.draw(country, rng, domestic_share=1.0)
     business = rng.random(n) < config.business_share
-    popularity = np.where(business, rng.pareto(1.2, n) + 0.05, 0.0)
+    popularity = np.where(business, np.minimum(rng.pareto(1.2, n), 50.0) + 0.05, 0.0)
     processor = business & (rng.random(n) < config.processor_share)
     size = np.where(business, (popularity / 0.05) ** 0.25, 1.0)
     ids = np.arange(n)
@@ -807,7 +814,7 @@ def _windows(hard: np.ndarray, hours: tuple[float, float] | None, clock: _Clock,
         fast = rng.uniform(hours[0], hours[1], n) * 60
         slow = rng.uniform(hours[1], 3 * hours[1], n) * 60
     span = np.minimum(np.where(hard, slow, fast), clock.minutes - 60).astype(np.int64)
-    last_day = (clock.minutes - span) // MINUTES_PER_DAY - 1
+    last_day = (clock.minutes - span) // MINUTES_PER_DAY
     start = clock.day(n, rng, last_day) * MINUTES_PER_DAY + clock.time_of_day(n, rng)
     return np.clip(start, 0, np.maximum(clock.minutes - span - 1, 0)), span
 

@@ -26,14 +26,11 @@ from illicitflows.transactions.features.catalog import (
 from illicitflows.transactions.features.config import HOUR, FeatureConfig, window_label
 from illicitflows.transactions.features.currency import amount_usd, implied_usd_rates
 from illicitflows.transactions.features.state import HistoryState
+from illicitflows.validation import LateRecordError
 
 FEATURES_VERSION = "transactions-features-1"
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 CHUNK = 250_000
-
-
-class LateRecordError(ValueError):
-    """A record is older than the history already processed (features would see its future)."""
 
 
 class TransactionFeatureBuilder:
@@ -64,6 +61,10 @@ class TransactionFeatureBuilder:
     def new_state(self) -> HistoryState:
         """An empty history."""
         return HistoryState(n_windows=len(self.config.windows_h))
+
+    def scoring_state(self) -> HistoryState:
+        """Where scoring starts: empty (the service's stored history supplies the past)."""
+        return self.new_state()
 
     def transform(self, frame: pd.DataFrame, state: HistoryState | None = None,
                   progress: StepCallback = no_progress) -> pd.DataFrame:

@@ -1,0 +1,141 @@
+"""The trade training pipeline: simulated data end to end into MLflow, the registered model
+scoring a raw CSV in a fresh process, label-free mode, and the KCS evaluation set-up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from illicitflows.jobs.config import ModelConfig, SplitConfig, TradePipeline, load_pipeline
+from illicitflows.jobs.train_trade import RAW_BASELINE, TrainTradeRequest, train_trade
+from illicitflows.trade.simulate import (
+    TradeSimulationConfig,
+    simulate_trade,
+    write_trade_simulation,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+KCS = ROOT.parent / "shared" / "data" / "kcs"
+KCS_FILES = [KCS / "df_syn_train_eng.csv", KCS / "df_syn_valid_eng.csv"]
+FAST = ModelConfig(num_boost_round=60, early_stopping_rounds=20,
+                   params={"num_threads": 1, "learning_rate": 0.1, "num_leaves": 15})
+SIM = TradeSimulationConfig(declarations=5_000, days=120, importers=400, declarants=40,
+                            sellers=500, products=120, shell_importers=10, fraud_rate=0.1,
+                            seed=5)
+
+
+def fast_pipeline(**changes: object) -> TradePipeline:
+    settings = {"model": FAST, "baseline_model": FAST, "shap_sample": 50,
+                "promotion_metric": "precision_at_5", **changes}
+    return TradePipeline(**settings)
+
+
+@pytest.fixture(scope="module")
+def sim_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_trade_simulation(simulate_trade(SIM), tmp_path_factory.mktemp("sim"))
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One tracking database for the module (creating one takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+def fresh_process_scores(uri: str, csv: Path, out: Path) -> pd.DataFrame:
+    """Load ``models:/illicitflows-trade@challenger`` with pyfunc in a new interpreter."""
+    code = (
+        "import sys, mlflow, pandas as pd\n"
+        "mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])\n"
+        "model = mlflow.pyfunc.load_model('models:/illicitflows-trade@challenger')\n"
+        "model.predict(pd.read_csv(sys.argv[2])).to_csv(sys.argv[3], index=False)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, uri, str(csv), str(out)], check=True,
+                   capture_output=True, text=True, timeout=240)
+    return pd.read_csv(out)
+
+
+@pytest.mark.e2e
+def test_simulated_data_end_to_end_and_fresh_process_scoring(
+        sim_files: dict[str, Path], tracking_uri: str, tmp_path: Path) -> None:
+    uri = tracking_uri
+    request = TrainTradeRequest(data=sim_files["declarations"], pipeline=fast_pipeline(),
+                                mirror=sim_files["mirror_exports"], baseline=RAW_BASELINE,
+                                tracking_uri=uri)
+    steps: list[str] = []
+    document = train_trade(request, progress=steps.append)
+    assert len(steps) == 6
+    test = document["test"]
+    for metric in ("precision_at", "recall_at", "revenue_at"):
+        assert set(test[metric]) == {"1", "2", "5", "10"}
+    assert {"pr_auc", "roc_auc", "f1", "precision", "recall"} <= set(test)
+    assert set(test["per_typology_recall"]) == {
+        "UNDER-INVOICING", "OVER-INVOICING", "HS-MISCLASSIFICATION", "FALSE-ORIGIN",
+        "QUANTITY-MISDECLARATION", "PHANTOM-SHIPMENT"}
+    assert test["revenue_at"]["10"] > 0.3
+    assert document["baseline"]["name"] == RAW_BASELINE
+    assert set(document["baseline"]["test"]["precision_at"]) == {"1", "2", "5", "10"}
+    assert document["rows"]["test"] > 0 and document["detector"] == "trade"
+    assert document["model"]["name"] == "illicitflows-trade"
+    json.dumps(document, default=str)
+
+    scored = fresh_process_scores(uri, sim_files["declarations"], tmp_path / "scores.csv")
+    assert list(scored.columns) == ["score", "flagged"] and len(scored) == SIM.declarations
+    import mlflow
+
+    from illicitflows.tracking.registry import load_detector
+    from illicitflows.trade.io import load_declarations
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    detector, version = load_detector("trade", "challenger")
+    assert str(version.version) == document["model"]["version"]
+    frame, _ = load_declarations(sim_files["declarations"])
+    np.testing.assert_allclose(scored["score"], detector.score(frame)["score"], rtol=1e-9)
+    run = mlflow.get_run(document["model"]["run_id"])
+    assert "test_precision_at_5" in run.data.metrics
+    assert "baseline_test_precision_at_5" in run.data.metrics
+
+
+def test_label_free_isolation_forest(sim_files: dict[str, Path], tracking_uri: str) -> None:
+    model = ModelConfig(kind="isolation-forest", params={"n_estimators": 50})
+    pipeline = fast_pipeline(model=model, split=SplitConfig(fractions=(0.5, 0.25, 0.25)))
+    document = train_trade(TrainTradeRequest(data=sim_files["declarations"], pipeline=pipeline,
+                                             tracking_uri=tracking_uri))
+    assert document["best_iteration"] is None
+    assert 0.0 <= document["test"]["precision_at"]["5"] <= 1.0
+    assert "baseline" not in document
+
+
+def test_unknown_baseline_and_repeated_files_fail(sim_files: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="unknown trade baseline"):
+        train_trade(TrainTradeRequest(data=sim_files["declarations"], pipeline=fast_pipeline(),
+                                      baseline="gfp"))
+    twice = [sim_files["declarations"], sim_files["declarations"]]
+    with pytest.raises(ValueError, match="more than one data file"):
+        train_trade(TrainTradeRequest(data=twice, pipeline=fast_pipeline()))
+
+
+def test_pipeline_yaml_is_valid() -> None:
+    pipeline = load_pipeline(ROOT / "pipelines" / "trade.yaml", TradePipeline)
+    assert isinstance(pipeline, TradePipeline)
+    assert pipeline.promotion_metric == "precision_at_5"
+    assert pipeline.baseline_model.num_boost_round == 1000
+    assert pipeline.baseline_model.params["num_leaves"] == 63
+
+
+@pytest.mark.skipif(not all(p.exists() for p in KCS_FILES),
+                    reason=f"KCS data not found in {KCS} (shared data folder absent)")
+def test_kcs_files_train_on_2020_and_test_on_2021_q1(tracking_uri: str) -> None:
+    split = SplitConfig(dates=("2020-10-01", "2021-01-01"))
+    request = TrainTradeRequest(data=KCS_FILES, pipeline=fast_pipeline(split=split),
+                                fmt="kcs", tracking_uri=tracking_uri)
+    document = train_trade(request)
+    assert document["rows"] == {"train": 28_751, "valid": 8_634, "test": 8_134}
+    assert document["test"]["precision_at"]["5"] > 0.95
+    assert document["test"]["per_typology_recall"] == {}
