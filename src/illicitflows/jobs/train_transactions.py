@@ -91,10 +91,11 @@ def _baseline(frame: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
     from illicitflows.modeling.gfp import GraphFeaturePeer  # snapml is an optional extra
 
     started = time.perf_counter()
-    features = GraphFeaturePeer().build(frame)
+    peer = GraphFeaturePeer()
+    features = peer.build(frame)
     features_s = time.perf_counter() - started
     fitted = fit_scoring_model(features, y, splits, pipeline.baseline_model, pipeline.threshold,
-                               [], pipeline.seed)
+                               peer.categorical_features, pipeline.seed)
     return {"name": GFP_NAME, "threshold": fitted.threshold,
             "test": evaluate(frame, y, fitted.scores, fitted.threshold, splits == "test",
                              typology, accounts),
