@@ -127,3 +127,24 @@ def test_decision_is_logged_readable_replayable_and_tamper_evident(
                                    (decision_id,))
     broken = audit.verify()
     assert not broken.ok and broken.first_bad_decision_id == decision_id
+
+
+def test_streaming_through_the_api_matches_one_request_and_offline(
+        tmp_path, api, transactions, api_records) -> None:
+    client, runtime, keys, detector, model = api
+    records = api_records(transactions.iloc[:1000])
+    runtime.add_scorer(detector, model)
+    headers = bearer(keys["scorer"])
+    streamed = []
+    for start in range(0, 1000, 100):
+        answer = client.post("/transactions/score", headers=headers,
+                             json={"transactions": records[start:start + 100]})
+        streamed += [r["score"] for r in answer.json()["results"]]
+    runtime.settings.history_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    runtime.settings.max_records = 1000
+    runtime.add_scorer(detector, model)  # a second service with an empty history
+    single = client.post("/transactions/score", headers=headers,
+                         json={"transactions": records}).json()["results"]
+    offline = detector.score(transactions.iloc[:1000])["score"].to_numpy()
+    assert max(abs(a - b["score"]) for a, b in zip(streamed, single, strict=True)) <= 1e-9
+    assert max(abs(a - b) for a, b in zip(streamed, offline, strict=True)) <= 1e-9
