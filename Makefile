@@ -26,7 +26,8 @@ test: lint ## unit and end-to-end tests
 	$(BIN)/pytest
 
 $(DEMO)/transactions/transactions.csv: | $(STAMP)
-	$(CLI) simulate transactions --out $(DEMO)/transactions --accounts 20000 --days 10
+	$(CLI) simulate transactions --out $(DEMO)/transactions --accounts 20000 --days 10 \
+		--laundering-rate 0.005
 
 $(DEMO)/trade/declarations.csv: | $(STAMP)
 	$(CLI) simulate trade --out $(DEMO)/trade --declarations 50000
