@@ -24,16 +24,23 @@ def transactions() -> pd.DataFrame:
     return sim.frame.drop(columns=["typology", "attempt_id"]).reset_index(drop=True)
 
 
-@pytest.fixture(scope="session")
-def tx_detector(transactions: pd.DataFrame) -> Detector:
-    splits = split_by_fractions(transactions["timestamp"])
-    builder = TransactionFeatureBuilder().fit(transactions[splits == "train"])
-    features = builder.transform(transactions)
+def small_detector(domain: str, builder, frame: pd.DataFrame, time_column: str,
+                   label: str) -> Detector:
+    """A quickly trained detector of ``domain`` (60 shallow trees) for serving tests."""
+    splits = split_by_fractions(frame[time_column])
+    builder.fit(frame[splits == "train"])
+    features = builder.transform(frame)
     model = ModelConfig(num_boost_round=60, early_stopping_rounds=20,
                         params={"num_leaves": 15, "max_depth": 6, "learning_rate": 0.1})
-    fitted = fit_scoring_model(features, transactions["is_laundering"].to_numpy(), splits, model,
+    fitted = fit_scoring_model(features, frame[label].to_numpy(), splits, model,
                                ThresholdConfig(), builder.categorical_features, seed=0)
-    return Detector("transactions", builder, fitted.model, fitted.threshold)
+    return Detector(domain, builder, fitted.model, fitted.threshold)
+
+
+@pytest.fixture(scope="session")
+def tx_detector(transactions: pd.DataFrame) -> Detector:
+    return small_detector("transactions", TransactionFeatureBuilder(), transactions,
+                          "timestamp", "is_laundering")
 
 
 @pytest.fixture(scope="session")
@@ -44,14 +51,7 @@ def declarations() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def trade_detector(declarations: pd.DataFrame) -> Detector:
-    splits = split_by_fractions(declarations["date"])
-    builder = TradeFeatureBuilder().fit(declarations[splits == "train"])
-    features = builder.transform(declarations)
-    model = ModelConfig(num_boost_round=60, early_stopping_rounds=20,
-                        params={"num_leaves": 15, "max_depth": 6, "learning_rate": 0.1})
-    fitted = fit_scoring_model(features, declarations["fraud"].to_numpy(), splits, model,
-                               ThresholdConfig(), builder.categorical_features, seed=0)
-    return Detector("trade", builder, fitted.model, fitted.threshold)
+    return small_detector("trade", TradeFeatureBuilder(), declarations, "date", "fraud")
 
 
 @pytest.fixture
