@@ -9,6 +9,7 @@ import typer
 
 from illicitflows.audit.store import AuditLog
 from illicitflows.cli.common import TrackingUri, console
+from illicitflows.progress import progress_bar
 from illicitflows.serving.replay import replay_decision
 from illicitflows.settings import data_dir
 from illicitflows.tracking.setup import configure
@@ -22,7 +23,9 @@ AuditUrl = Annotated[str | None, typer.Option(help="Audit database URL (default:
 @app.command("verify")
 def verify(url: AuditUrl = None) -> None:
     """Check every row's hash and link; name the first edited, inserted or deleted row."""
-    report = AuditLog(url).verify()
+    with progress_bar("verify audit log", 1) as step:
+        report = AuditLog(url).verify()
+        step("verified")
     if report.ok:
         console.print(f"audit log intact: {report.checked:,} decisions verified")
         return

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from illicitflows.cli.common import Quarantine, Strict, console, default_quarantine
+from illicitflows.progress import progress_bar
 from illicitflows.trade.io import load_declarations
 from illicitflows.transactions.io import load_transactions
 from illicitflows.validation import ValidationError, ValidationResult
@@ -37,7 +38,9 @@ def report(result: ValidationResult, accepted: int, quarantine: Path) -> None:
 def run(load: Loader, quarantine: Path, out: Path | None) -> None:
     """Load with the policy, report, optionally write the accepted rows."""
     try:
-        frame, result = load(quarantine)
+        with progress_bar("validate", 1) as step:
+            frame, result = load(quarantine)
+            step("checked")
     except ValidationError as error:
         console.print(str(error))
         raise typer.Exit(1) from error
