@@ -72,6 +72,9 @@ HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 2, 4, 7, 10, 12, 12, 12, 11, 11, 12, 12,
                          7, 6, 4, 3], dtype=np.float64)
 WEEKDAY_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 1.05, 0.6, 0.45])
 MINUTES_PER_DAY = 1440
+#: Business popularity (customers, staff, suppliers) is Pareto with this shape, capped so that
+#: no single business takes more than a sliver of all payments at HI-Small scale.
+POPULARITY_ALPHA, POPULARITY_CAP, POPULARITY_FLOOR = 1.2, 50.0, 0.05
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class SimulationConfig:
     max_degree: int = 15
     hard_max_degree: int = 6
     mule_reuse: float = 2.0  # mean number of attempts a laundering account takes part in
+    mule_quietness: float = 1.0  # mules drawn with weight activity ** -quietness (0: any account)
     laundering_domestic_share: float = 0.8
     laundering_amount_usd: float = 4_000.0  # median amount per edge of an ordinary attempt
     hard_amount_usd: float = 900.0  # median amount per edge of a hard attempt
@@ -268,7 +272,7 @@ class _Sampler:
 
 @dataclass(frozen=True)
 class _Population:
-    """Banks and accounts with their country, kind, size and habits."""
+    """Banks and accounts with their country, kind, activity and size."""
 
     bank_ids: np.ndarray  # text per bank
     bank: np.ndarray  # bank per account
@@ -327,9 +331,10 @@ def _build_population(config: SimulationConfig, rng: np.random.Generator) -> _Po
     country = _choose(np.array(list(COUNTRY_SHARE.values())), n, rng)
     bank = banks.draw(country, rng, domestic_share=1.0)
     business = rng.random(n) < config.business_share
-    popularity = np.where(business, np.minimum(rng.pareto(1.2, n), 50.0) + 0.05, 0.0)
+    popularity = np.where(business, np.minimum(rng.pareto(POPULARITY_ALPHA, n), POPULARITY_CAP)
+                          + POPULARITY_FLOOR, 0.0)
     processor = business & (rng.random(n) < config.processor_share)
-    size = np.where(business, (popularity / 0.05) ** 0.25, 1.0)
+    size = np.where(business, (popularity / POPULARITY_FLOOR) ** 0.25, 1.0)
     ids = np.arange(n)
     return _Population(
         bank_ids=bank_ids, bank=bank, account_ids=_account_ids(n, rng), country=country,
@@ -521,9 +526,10 @@ def _everyday_payments(pop: _Population, payees: _Payees, n: int, config: Simula
     m = src.size
     slot = np.floor(payees.count[src] * rng.random(m) ** 1.5).astype(np.int64)
     regular = rng.random(m) < config.regular_payee_share
-    fresh = pop.counterparty(src, rng.random(m) < np.where(pop.business[src], 0.6, 0.75), rng,
-                             config.domestic_share)
-    dst = np.where(regular, payees.account[src, slot], fresh)
+    dst = payees.account[src, slot]
+    new = np.flatnonzero(~regular)
+    to_business = rng.random(new.size) < np.where(pop.business[src[new]], 0.6, 0.75)
+    dst[new] = pop.counterparty(src[new], to_business, rng, config.domestic_share)
     channel = pop.channel(src, dst)
     median, sigma = CHANNEL_AMOUNT[channel].T
     usd = np.where(regular, payees.usd[src, slot] * _lognormal(1.0, 0.25, m, rng),
@@ -887,12 +893,14 @@ def _budgets(total: float, weights: Mapping[str, float]) -> dict[str, float]:
 
 def _mule_pool(plans: dict[str, _Plan], config: SimulationConfig, pop: _Population,
                rng: np.random.Generator) -> _NodePool:
-    """Ordinary accounts that launder, sized so each takes part in ``mule_reuse`` attempts."""
+    """Ordinary accounts that launder, sized so each takes part in ``mule_reuse`` attempts;
+    quiet accounts are likelier mules, so their laundering bursts stand out."""
     needs = [SPECS[name].n_nodes(plan.shape) for name, plan in plans.items()]
     total = int(sum(need.sum() for need in needs))
     largest = int(max((need.max() for need in needs), default=1))
     size = min(pop.size, max(3 * largest, math.ceil(total / config.mule_reuse)))
-    return _NodePool.of(rng.choice(pop.size, size, replace=False), pop)
+    weight = pop.activity ** -config.mule_quietness
+    return _NodePool.of(rng.choice(pop.size, size, replace=False, p=weight / weight.sum()), pop)
 
 
 def _laundering(pop: _Population, n_background: int, config: SimulationConfig, clock: _Clock,
