@@ -34,6 +34,10 @@ class ModelConfig(BaseModel):
     early_stopping_rounds: int = Field(100, ge=1)
     imbalance: Literal["none", "sqrt", "ratio"] = "sqrt"
     max_positive_weight: float = Field(100.0, ge=1)
+    negative_sample: float = Field(
+        1.0, gt=0, le=1, description="Share of negative training rows kept (every positive is "
+        "kept); kept negatives weigh its inverse, so scores stay calibrated. Cuts training "
+        "time on large, imbalanced data.")
 
 
 class ThresholdConfig(BaseModel):

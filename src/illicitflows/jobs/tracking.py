@@ -56,6 +56,7 @@ def record_training(record: TrainingRecord, tracking_uri: str | None) -> dict[st
         mlflow.log_params(flat_metrics("", {"seed": pipeline.seed,
                                             "model": pipeline.model.params,
                                             "imbalance": pipeline.model.imbalance,
+                                            "negative_sample": pipeline.model.negative_sample,
                                             "threshold_policy": pipeline.threshold.policy}))
         mlflow.log_param("n_features", len(record.detector.builder.feature_names))
         mlflow.log_dict(pipeline.model_dump(mode="json"), "config/pipeline.json")

@@ -30,6 +30,9 @@ def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.n
                       seed: int, sample_weight: np.ndarray | None = None) -> FittedModel:
     """Train on ``train``, validate on ``valid``; labels are optional for the isolation forest."""
     train, valid = splits == "train", splits == "valid"
+    if model.kind == "lightgbm" and model.negative_sample < 1.0 and y is not None:
+        train, sample_weight = _sample_negatives(train, y, model.negative_sample, seed,
+                                                 sample_weight)
     if model.kind == "isolation-forest":
         fitted = train_isolation_forest(features[train], model.params, seed)
         best = None
@@ -48,3 +51,11 @@ def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.n
     valid_y = None if y is None else y[valid]
     chosen = choose_threshold(valid_y, scores[valid], threshold.policy, threshold.budget)
     return FittedModel(fitted, chosen, scores, best)
+
+
+def _sample_negatives(train: np.ndarray, y: np.ndarray, share: float, seed: int,
+                      sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows with only ``share`` of the negatives, and weights that undo the sampling."""
+    keep = train & ((y == 1) | (np.random.default_rng(seed).random(len(y)) < share))
+    weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    return keep, np.where(y == 1, weight, weight / share)

@@ -28,7 +28,7 @@ from illicitflows.transactions.features.currency import amount_usd, implied_usd_
 from illicitflows.transactions.features.state import HistoryState
 from illicitflows.validation import LateRecordError
 
-FEATURES_VERSION = "transactions-features-1"
+FEATURES_VERSION = "transactions-features-2"
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 CHUNK = 250_000
 
@@ -121,6 +121,7 @@ class TransactionFeatureBuilder:
         arrays["e_dst"][first:first + n] = receivers
         arrays["e_amt"][first:first + n] = np.rint(usd * 100).astype(np.int64)
         arrays["e_near"][first:first + n] = self._near_threshold(usd)
+        arrays["e_log"][first:first + n] = np.rint(np.log1p(usd) * kernel.LOG_SCALE)
         n_w = len(self.config.windows_h)
         out = np.empty((n, kernel.ROLES * n_w * kernel.STATS + len(kernel.SCALARS)))
         for start in range(0, n, CHUNK):
@@ -136,10 +137,11 @@ class TransactionFeatureBuilder:
         c = self.config
         a = state.arrays
         kernel.run(first, n, a["e_t"], a["e_src"], a["e_dst"], a["e_amt"], a["e_near"],
-                   a["e_chain"], a["prev_out"], a["next_out"], a["prev_in"], a["next_in"],
-                   a["head_out"], a["head_in"], a["tail"], a["cnt"], a["tot"], a["near"],
-                   a["distinct"], state.pair_cnt, state.pair_last, a["stamp_a"], a["stamp_b"],
-                   a["stamp_c"], np.asarray(c.windows_s, dtype=np.int64),
+                   a["e_log"], a["e_chain"], a["prev_out"], a["next_out"], a["prev_in"],
+                   a["next_in"], a["head_out"], a["head_in"], a["tail"], a["cnt"], a["tot"],
+                   a["near"], a["distinct"], a["lsum"], a["lsq"], a["tsum"], state.pair_cnt,
+                   state.pair_last, a["stamp_a"], a["stamp_b"], a["stamp_c"],
+                   np.asarray(c.windows_s, dtype=np.int64),
                    int(c.motif_window_h * HOUR), int(c.chain_gap_h * HOUR),
                    float(c.chain_amount_band[0]), float(c.chain_amount_band[1]),
                    c.chain_max_depth, c.max_cycle_length, c.scan_limit, c.motif_fanout_limit,

@@ -27,7 +27,8 @@ CHANNEL = "high-risk channel or geography"
 PAYMENT_FORMAT_CODES = tuple(sorted(PAYMENT_FORMATS))
 CURRENCY_CODES = tuple(sorted(USD_PER_UNIT))
 ROLE_SIDES = (("sender", "out"), ("sender", "in"), ("receiver", "in"), ("receiver", "out"))
-KERNEL_STATS = ("count", "amount_usd", "max_usd", "degree", "near_threshold")
+KERNEL_STATS = ("count", "amount_usd", "max_usd", "degree", "near_threshold", "typical_usd",
+                "amount_spread", "mean_age_hours")
 
 
 def _verb(role: str, side: str) -> tuple[str, str]:
@@ -60,6 +61,17 @@ def _window_specs(role: str, side: str, hours: float) -> list[FeatureSpec]:
         FeatureSpec(f"{stem}_near_threshold_{w}", STRUCTURING, f"transfers just below the "
                     f"reporting threshold {did.split()[-1]} by the {role} {span}",
                     f"{did} {{value:.0f}} transfers just below the reporting threshold {span}"),
+        FeatureSpec(f"{stem}_typical_usd_{w}", UNUSUAL, f"geometric mean USD per transfer "
+                    f"{did.split()[-1]} by the {role} {span}", f"{did} typically "
+                    f"{{value:,.0f}} USD per transfer {span}"),
+        FeatureSpec(f"{stem}_amount_spread_{w}", UNUSUAL, f"spread of the amounts "
+                    f"{did.split()[-1]} by the {role} {span} (exp of the standard deviation of "
+                    f"log amounts; 1 = all alike)", f"amounts {did.split()[-1]} by the {role} "
+                    f"{span} vary by a factor of {{value:.1f}}"),
+        FeatureSpec(f"{stem}_mean_age_hours_{w}", RAPID, f"mean age in hours of the transfers "
+                    f"{did.split()[-1]} by the {role} {span} (small = a recent burst)",
+                    f"the transfers {did.split()[-1]} by the {role} {span} are on average "
+                    f"{{value:.1f}} h old"),
     ]
 
 

@@ -4,7 +4,8 @@ Each transaction is an edge ``sender -> receiver``. Before it is added, the moti
 (cycles, scatter-gather, bipartite links, pass-through chains) look only at earlier edges; after
 it is added, the per-account window aggregates include it. Amounts are integer US cents, so
 sliding sums are exact whatever the order of additions and removals: features computed in one
-pass, chunk by chunk, or after replaying the last ``horizon`` of history are identical.
+pass, chunk by chunk, or after replaying the last ``horizon`` of history are identical. The
+same holds for the log-amount sums (fixed point, :data:`LOG_SCALE`) and the sums of timestamps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from numba import njit
 OUT, IN = 0, 1
 ACCOUNT_BITS = 29
 MAX_ACCOUNTS = 1 << ACCOUNT_BITS
-STATS = 5  # count, sum, max, distinct counterparties, near-threshold count
+#: Per window: count, sum, max, distinct counterparties, near-threshold count, typical amount
+#: (geometric mean), amount spread factor (exp of the log-amount standard deviation), mean age.
+STATS = 8
+LOG_SCALE = 10_000  # log1p(USD) in fixed point: exact sums of logs and of their squares
 ROLES = 4  # (sender, out), (sender, in), (receiver, in), (receiver, out)
 SCALARS = (
     "sender_hours_since_previous", "receiver_hours_since_previous",
@@ -45,8 +49,8 @@ def _lookup(table, key: int) -> int:
 
 
 @njit(cache=True)
-def _expire(a, side, t, windows, tail, cnt, tot, near, distinct, e_t, e_amt, e_near, nxt, cp,
-            pair_cnt):
+def _expire(a, side, t, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
+            e_near, e_log, nxt, cp, pair_cnt):
     """Drop edges older than each window from account ``a``'s aggregates on ``side``."""
     for w in range(windows.shape[0]):
         e = tail[a, side, w]
@@ -55,6 +59,9 @@ def _expire(a, side, t, windows, tail, cnt, tot, near, distinct, e_t, e_amt, e_n
             cnt[a, side, w] -= 1
             tot[a, side, w] -= e_amt[e]
             near[a, side, w] -= e_near[e]
+            lsum[a, side, w] -= e_log[e]
+            lsq[a, side, w] -= e_log[e] * e_log[e]
+            tsum[a, side, w] -= e_t[e]
             key = _window_key(a, cp[e], side, w)
             left = pair_cnt[key] - 1
             if left == 0:
@@ -67,7 +74,8 @@ def _expire(a, side, t, windows, tail, cnt, tot, near, distinct, e_t, e_amt, e_n
 
 
 @njit(cache=True)
-def _add(a, b, side, e, windows, tail, cnt, tot, near, distinct, e_amt, e_near, pair_cnt):
+def _add(a, b, side, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
+         e_near, e_log, pair_cnt):
     """Add edge ``e`` (counterparty ``b``) to account ``a``'s aggregates on ``side``."""
     for w in range(windows.shape[0]):
         if tail[a, side, w] == -1:
@@ -75,6 +83,9 @@ def _add(a, b, side, e, windows, tail, cnt, tot, near, distinct, e_amt, e_near, 
         cnt[a, side, w] += 1
         tot[a, side, w] += e_amt[e]
         near[a, side, w] += e_near[e]
+        lsum[a, side, w] += e_log[e]
+        lsq[a, side, w] += e_log[e] * e_log[e]
+        tsum[a, side, w] += e_t[e]
         key = _window_key(a, b, side, w)
         seen = max(_lookup(pair_cnt, key), 0)
         if seen == 0:
@@ -83,17 +94,29 @@ def _add(a, b, side, e, windows, tail, cnt, tot, near, distinct, e_amt, e_near, 
 
 
 @njit(cache=True)
-def _write_role(out, i, base, a, side, t, windows, cnt, tot, near, distinct, head, prev, e_t,
-                e_amt, scan_limit):
+def _write_role(out, i, base, a, side, t, windows, cnt, tot, near, distinct, lsum, lsq, tsum,
+                head, prev, e_t, e_amt, scan_limit):
     """Window stats of one (account, side) into ``out[i, base:]``; max over a capped scan."""
     n_w = windows.shape[0]
     for w in range(n_w):
         col = base + w * STATS
-        out[i, col] = cnt[a, side, w]
+        n = cnt[a, side, w]
+        out[i, col] = n
         out[i, col + 1] = tot[a, side, w] / 100.0
         out[i, col + 2] = 0.0
         out[i, col + 3] = distinct[a, side, w]
         out[i, col + 4] = near[a, side, w]
+        if n > 0:
+            mean = lsum[a, side, w] / (n * LOG_SCALE)
+            var = (n * float(lsq[a, side, w]) - float(lsum[a, side, w]) ** 2) / (
+                float(n) * n * LOG_SCALE * LOG_SCALE)
+            out[i, col + 5] = np.expm1(mean)
+            out[i, col + 6] = np.exp(np.sqrt(max(var, 0.0)))
+            out[i, col + 7] = (t * n - tsum[a, side, w]) / (3600.0 * n)
+        else:
+            out[i, col + 5] = NAN
+            out[i, col + 6] = NAN
+            out[i, col + 7] = NAN
     f = head[a]
     steps = 0
     while f != -1 and steps < scan_limit and e_t[f] >= t - windows[n_w - 1]:
@@ -229,8 +252,9 @@ def _chain(s, e, t, gap, band_lo, band_hi, max_depth, scan_limit, head_in, prev_
 
 
 @njit(cache=True)
-def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_chain, prev_out, next_out, prev_in,
-        next_in, head_out, head_in, tail, cnt, tot, near, distinct, pair_cnt, pair_last,
+def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_log, e_chain, prev_out, next_out,
+        prev_in, next_in, head_out, head_in, tail, cnt, tot, near, distinct, lsum, lsq, tsum,
+        pair_cnt, pair_last,
         stamp_a, stamp_b, stamp_c, windows, motif_window, chain_gap, band_lo, band_hi,
         chain_max_depth, max_cycle, scan_limit, fanout_limit, frontier_limit, cycle_budget,
         horizon, out):
@@ -249,11 +273,11 @@ def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_chain, prev_out, next_
         r = e_dst[e]
         for a, side in ((s, OUT), (s, IN), (r, IN), (r, OUT)):
             if side == OUT:
-                _expire(a, OUT, t, windows, tail, cnt, tot, near, distinct, e_t, e_amt, e_near,
-                        next_out, e_dst, pair_cnt)
+                _expire(a, OUT, t, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum,
+                        e_t, e_amt, e_near, e_log, next_out, e_dst, pair_cnt)
             else:
-                _expire(a, IN, t, windows, tail, cnt, tot, near, distinct, e_t, e_amt, e_near,
-                        next_in, e_src, pair_cnt)
+                _expire(a, IN, t, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum,
+                        e_t, e_amt, e_near, e_log, next_in, e_src, pair_cnt)
         # features that look only at earlier edges
         for k, a in ((0, s), (1, r)):
             latest = -1
@@ -297,13 +321,15 @@ def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_chain, prev_out, next_
             next_in[head_in[r]] = e
         head_in[r] = e
         pair_last[_pair_key(s, r)] = e
-        _add(s, r, OUT, e, windows, tail, cnt, tot, near, distinct, e_amt, e_near, pair_cnt)
-        _add(r, s, IN, e, windows, tail, cnt, tot, near, distinct, e_amt, e_near, pair_cnt)
+        _add(s, r, OUT, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
+             e_near, e_log, pair_cnt)
+        _add(r, s, IN, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
+             e_near, e_log, pair_cnt)
         for role, a, side in ((0, s, OUT), (1, s, IN), (2, r, IN), (3, r, OUT)):
             base = role * n_w * STATS
             if side == OUT:
-                _write_role(out, i, base, a, OUT, t, windows, cnt, tot, near, distinct, head_out,
-                            prev_out, e_t, e_amt, scan_limit)
+                _write_role(out, i, base, a, OUT, t, windows, cnt, tot, near, distinct, lsum,
+                            lsq, tsum, head_out, prev_out, e_t, e_amt, scan_limit)
             else:
-                _write_role(out, i, base, a, IN, t, windows, cnt, tot, near, distinct, head_in,
-                            prev_in, e_t, e_amt, scan_limit)
+                _write_role(out, i, base, a, IN, t, windows, cnt, tot, near, distinct, lsum,
+                            lsq, tsum, head_in, prev_in, e_t, e_amt, scan_limit)

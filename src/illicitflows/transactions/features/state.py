@@ -13,12 +13,12 @@ from numba.typed import Dict
 from illicitflows.transactions.features.kernel import MAX_ACCOUNTS
 
 EDGE_ARRAYS = {"e_t": np.int64, "e_src": np.int64, "e_dst": np.int64, "e_amt": np.int64,
-               "e_near": np.int64, "e_chain": np.int64, "prev_out": np.int64,
+               "e_near": np.int64, "e_log": np.int64, "e_chain": np.int64, "prev_out": np.int64,
                "next_out": np.int64, "prev_in": np.int64, "next_in": np.int64}
 ACCOUNT_ARRAYS = {"head_out": np.int64, "head_in": np.int64, "stamp_a": np.int64,
                   "stamp_b": np.int64, "stamp_c": np.int64}
 WINDOW_ARRAYS = {"tail": np.int64, "cnt": np.int64, "tot": np.int64, "near": np.int64,
-                 "distinct": np.int64}
+                 "distinct": np.int64, "lsum": np.int64, "lsq": np.int64, "tsum": np.int64}
 LINKS = {"prev_out", "next_out", "prev_in", "next_in", "head_out", "head_in", "tail"}
 
 
