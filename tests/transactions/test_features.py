@@ -1,4 +1,5 @@
-"""Causal transaction features: causality, chunk parity, and what each motif measures."""
+"""Causal transaction features: causality, chunk parity, what each motif measures, and the
+accounts' risk memory."""
 
 from __future__ import annotations
 
@@ -156,3 +157,67 @@ def test_every_feature_has_a_family_and_a_sentence() -> None:
         assert spec.family and spec.description
         sentence = spec.reason(float(features[spec.name].iloc[-1]))
         assert sentence and "{" not in sentence
+
+
+# --- risk memory: accounts remember the first-stage scores of their earlier transfers ---
+
+
+class AmountScorer:
+    """A first-stage model for tests: larger transfers are riskier (a function of features)."""
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        usd = features["amount_usd"].to_numpy()
+        return usd / (usd + 1000.0)
+
+
+def with_memory(frame: pd.DataFrame, level: float = 0.5, **config: object
+                ) -> TransactionFeatureBuilder:
+    builder = TransactionFeatureBuilder(FeatureConfig(**config)).fit(frame)
+    return builder.attach_memory(AmountScorer(), level)
+
+
+def test_memory_reads_only_earlier_transfers_of_either_role() -> None:
+    frame = edges([("A", "B", 0, 3000.0), ("B", "C", 10, 10.0), ("C", "D", 20, 1000.0),
+                   ("A", "E", 30, 1.0)])
+    features = with_memory(frame).transform(frame)
+    assert np.isnan(features["sender_prior_risk_max"].iloc[0])
+    assert features["sender_prior_risk_max"].iloc[1] == pytest.approx(0.75)  # B received 3000
+    assert features["sender_prior_risk_alerts"].iloc[1] == 1.0
+    assert features["receiver_prior_risk_max"].iloc[1] == pytest.approx(np.nan, nan_ok=True)
+    assert features["sender_prior_risk_max"].iloc[2] == pytest.approx(10 / 1010)
+    assert features["sender_prior_risk_alerts"].iloc[2] == 0.0
+    assert features["sender_prior_risk_max"].iloc[3] == pytest.approx(0.75)  # A sent 3000
+
+
+def test_memory_forgets_transfers_older_than_its_window() -> None:
+    frame = edges([("A", "B", 0, 3000.0), ("B", "C", 61, 10.0)])
+    features = with_memory(frame, memory_window_h=1).transform(frame)
+    assert np.isnan(features["sender_prior_risk_max"].iloc[1])
+
+
+def test_memory_keeps_the_latest_transfers_only() -> None:
+    frame = edges([("A", "B", 0, 9000.0)] + [("A", "B", 1 + i, 1.0) for i in range(3)]
+                  + [("A", "C", 10, 1.0)])
+    features = with_memory(frame, memory_depth=3).transform(frame)
+    assert features["sender_prior_risk_max"].iloc[-1] == pytest.approx(1 / 1001)
+
+
+def test_memory_is_causal_and_chunk_invariant() -> None:
+    frame = random_transactions()
+    builder = with_memory(frame, level=0.8)
+    full = builder.transform(frame)
+    assert full["sender_prior_risk_alerts"].max() > 0
+    pd.testing.assert_frame_equal(builder.transform(frame.iloc[:2500]), full.iloc[:2500])
+    state = builder.new_state()
+    chunks = [builder.transform(frame.iloc[i:i + 100], state) for i in range(0, len(frame), 100)]
+    pd.testing.assert_frame_equal(pd.concat(chunks), full)
+
+
+def test_given_scores_give_the_same_memory_as_the_attached_model() -> None:
+    frame = random_transactions(n=1000).sample(frac=1.0, random_state=0)  # input order differs
+    builder = with_memory(frame)
+    full = builder.transform(frame)
+    scores = AmountScorer().score(full)
+    memory = builder.memory_features(frame, scores)
+    pd.testing.assert_frame_equal(memory, full[memory.columns.tolist()])
+    assert builder.feature_names[-4:] == memory.columns.tolist()

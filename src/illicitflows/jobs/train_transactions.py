@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import TransactionsPipeline
+from illicitflows.jobs.risk_memory import add_risk_memory
 from illicitflows.jobs.tracking import TrainingRecord, record_training
 from illicitflows.jobs.training import FittedModel, fit_scoring_model
 from illicitflows.modeling.detector import Detector
@@ -132,6 +133,8 @@ def train_transactions(request: TrainRequest,
     features = builder.transform(frame)
     features_s = time.perf_counter() - started
     progress("features")
+    if pipeline.features.risk_memory and pipeline.model.kind == "lightgbm":
+        features = add_risk_memory(builder, frame, features, y, splits, pipeline)
 
     fitted: FittedModel = fit_scoring_model(features, y, splits, pipeline.model,
                                             pipeline.threshold, builder.categorical_features,

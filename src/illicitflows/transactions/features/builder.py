@@ -4,17 +4,22 @@
 rates (stored in ``usd_per_unit_``), ``transform`` only reads them. ``transform`` takes an
 optional :class:`HistoryState`; passing the same state to successive time-ordered chunks gives
 exactly the features of one pass over their concatenation.
+
+With a first-stage model attached (:meth:`TransactionFeatureBuilder.attach_memory`), every
+transfer is also scored by it and the accounts' risk memory (:mod:`.memory`) adds the
+``*_prior_risk_*`` features, in the same pass and with the same guarantees.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from illicitflows.progress import StepCallback, no_progress
-from illicitflows.transactions.features import kernel
+from illicitflows.transactions.features import kernel, memory
 from illicitflows.transactions.features.catalog import (
     CURRENCY_CODES,
     KERNEL_STATS,
@@ -22,15 +27,22 @@ from illicitflows.transactions.features.catalog import (
     ROLE_SIDES,
     FeatureSpec,
     feature_specs,
+    memory_specs,
 )
 from illicitflows.transactions.features.config import HOUR, FeatureConfig, window_label
 from illicitflows.transactions.features.currency import amount_usd, implied_usd_rates
 from illicitflows.transactions.features.state import HistoryState
 from illicitflows.validation import LateRecordError
 
-FEATURES_VERSION = "transactions-features-2"
+FEATURES_VERSION = "transactions-features-3"
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 CHUNK = 250_000
+
+
+class RiskScorer(Protocol):
+    """A first-stage model: scores a frame of the base features."""
+
+    def score(self, features: pd.DataFrame) -> np.ndarray: ...
 
 
 class TransactionFeatureBuilder:
@@ -40,6 +52,15 @@ class TransactionFeatureBuilder:
 
     def __init__(self, config: FeatureConfig | None = None) -> None:
         self.config = config or FeatureConfig()
+        self.memory_model: RiskScorer | None = None
+        self.memory_level = 1.0
+
+    def attach_memory(self, model: RiskScorer, level: float) -> TransactionFeatureBuilder:
+        """Add the risk-memory features, fed by ``model``; ``level`` is its alert threshold."""
+        self.memory_model, self.memory_level = model, float(level)
+        for name in ("specs", "feature_names", "categorical_features"):
+            self.__dict__.pop(name, None)
+        return self
 
     def fit(self, frame: pd.DataFrame) -> TransactionFeatureBuilder:
         """Learn USD rates from the data unless the configuration gives a table."""
@@ -48,11 +69,17 @@ class TransactionFeatureBuilder:
 
     @cached_property
     def specs(self) -> list[FeatureSpec]:
-        return feature_specs(self.config)
+        extra = memory_specs(self.config) if self.memory_model is not None else []
+        return feature_specs(self.config) + extra
 
     @cached_property
     def feature_names(self) -> list[str]:
         return [spec.name for spec in self.specs]
+
+    @property
+    def base_feature_names(self) -> list[str]:
+        """The features a first-stage model reads (all but the risk memory)."""
+        return [spec.name for spec in feature_specs(self.config)]
 
     @cached_property
     def categorical_features(self) -> list[str]:
@@ -60,7 +87,8 @@ class TransactionFeatureBuilder:
 
     def new_state(self) -> HistoryState:
         """An empty history."""
-        return HistoryState(n_windows=len(self.config.windows_h))
+        return HistoryState(n_windows=len(self.config.windows_h),
+                            memory_depth=self.config.memory_depth)
 
     def scoring_state(self) -> HistoryState:
         """Where scoring starts: empty (the service's stored history supplies the past)."""
@@ -76,12 +104,47 @@ class TransactionFeatureBuilder:
         _check_not_late(ordered, seconds, state)
         usd = amount_usd(ordered, self.usd_per_unit_)
         _check_rates(ordered, usd)
+        senders, receivers = self._account_ids(ordered, state)
         columns = {**self._row_features(ordered, seconds, usd),
-                   **self._run_kernel(ordered, seconds, usd, state, progress)}
+                   **self._run_kernel(seconds, senders, receivers, usd, state, progress)}
+        if self.memory_model is not None:
+            base = pd.DataFrame({name: columns[name] for name in self.base_feature_names})
+            columns |= self._remember(seconds, senders, receivers,
+                                      self.memory_model.score(base), state)
         matrix = np.empty((len(frame), len(self.feature_names)))
         for j, name in enumerate(self.feature_names):  # back to input order, one copy
             matrix[order, j] = columns[name]
         return pd.DataFrame(matrix, columns=self.feature_names, index=frame.index, copy=False)
+
+    def memory_features(self, frame: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+        """Risk-memory features of ``frame`` from given first-stage ``scores`` (input order),
+        e.g. out-of-fold scores while training the second stage."""
+        state = self.new_state()
+        order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
+        ordered = frame.iloc[order]
+        seconds = ordered["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+        senders, receivers = self._account_ids(ordered, state)
+        columns = self._remember(seconds, senders, receivers, np.asarray(scores)[order], state)
+        names = [spec.name for spec in memory_specs(self.config)]
+        matrix = np.empty((len(frame), len(names)))
+        for j, name in enumerate(names):
+            matrix[order, j] = columns[name]
+        return pd.DataFrame(matrix, columns=names, index=frame.index, copy=False)
+
+    @staticmethod
+    def _account_ids(frame: pd.DataFrame, state: HistoryState) -> tuple[np.ndarray, np.ndarray]:
+        return (state.account_ids(_account_keys(frame["from_bank"], frame["from_account"])),
+                state.account_ids(_account_keys(frame["to_bank"], frame["to_account"])))
+
+    def _remember(self, seconds: np.ndarray, senders: np.ndarray, receivers: np.ndarray,
+                  scores: np.ndarray, state: HistoryState) -> dict[str, np.ndarray]:
+        out = np.empty((len(seconds), 2 * len(memory.MEMORY_STATS)))
+        a = state.arrays
+        memory.remember(seconds, senders, receivers, np.asarray(scores, dtype=np.float64),
+                        int(self.config.memory_window_h * HOUR), self.memory_level,
+                        a["ring_t"], a["ring_s"], a["ring_pos"], out)
+        names = [spec.name for spec in memory_specs(self.config)]
+        return {name: out[:, j] for j, name in enumerate(names)}
 
     def _row_features(self, frame: pd.DataFrame, seconds: np.ndarray,
                       usd: np.ndarray) -> dict[str, np.ndarray]:
@@ -108,11 +171,10 @@ class TransactionFeatureBuilder:
         threshold = self.config.reporting_threshold_usd
         return (usd >= self.config.near_threshold_share * threshold) & (usd < threshold)
 
-    def _run_kernel(self, frame: pd.DataFrame, seconds: np.ndarray, usd: np.ndarray,
-                    state: HistoryState, progress: StepCallback) -> dict[str, np.ndarray]:
-        n = len(frame)
-        senders = state.account_ids(_account_keys(frame["from_bank"], frame["from_account"]))
-        receivers = state.account_ids(_account_keys(frame["to_bank"], frame["to_account"]))
+    def _run_kernel(self, seconds: np.ndarray, senders: np.ndarray, receivers: np.ndarray,
+                    usd: np.ndarray, state: HistoryState,
+                    progress: StepCallback) -> dict[str, np.ndarray]:
+        n = len(seconds)
         state.reserve_edges(n)
         first = state.n_edges
         arrays = state.arrays

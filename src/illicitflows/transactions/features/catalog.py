@@ -23,6 +23,7 @@ LAYERING = "layering (stack / bipartite)"
 UNUSUAL = "unusual for the account"
 VOLUME = "high velocity / volume"
 CHANNEL = "high-risk channel or geography"
+PRIOR_RISK = "earlier suspicious activity of the account"
 
 PAYMENT_FORMAT_CODES = tuple(sorted(PAYMENT_FORMATS))
 CURRENCY_CODES = tuple(sorted(USD_PER_UNIT))
@@ -170,4 +171,21 @@ def feature_specs(config: FeatureConfig) -> list[FeatureSpec]:
     for hours in config.windows_h:
         specs.extend(_ratio_specs(hours))
     specs.extend(_scalar_specs(config))
+    return specs
+
+
+def memory_specs(config: FeatureConfig) -> list[FeatureSpec]:
+    """Risk-memory features (present when the detector has a first-stage model)."""
+    span = window_label(config.memory_window_h)
+    specs = []
+    for role in ("sender", "receiver"):
+        specs += [
+            FeatureSpec(f"{role}_prior_risk_max", PRIOR_RISK, f"highest first-stage risk score "
+                        f"of the {role}'s earlier transfers within {span}", f"the {role}'s "
+                        f"earlier transfers within {span} scored up to {{value:.2f}} risk"),
+            FeatureSpec(f"{role}_prior_risk_alerts", PRIOR_RISK, f"the {role}'s earlier "
+                        f"transfers within {span} that scored at or above the first-stage alert "
+                        f"level", f"{{value:.0f}} of the {role}'s earlier transfers within "
+                        f"{span} were themselves suspicious"),
+        ]
     return specs

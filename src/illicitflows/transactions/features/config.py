@@ -35,6 +35,13 @@ class FeatureConfig(BaseModel):
         64, ge=1, le=4096, description="Accounts kept per hop of the cycle search.")
     cycle_budget: int = Field(
         512, ge=16, le=100_000, description="Edges examined at most by one cycle search.")
+    risk_memory: bool = Field(
+        True, description="Two-stage model: each account remembers the first-stage risk scores "
+                          "of its recent transfers, and the final model reads that memory.")
+    memory_window_h: float = Field(
+        168, gt=0, description="Risk memory: how far back an account's earlier scores count.")
+    memory_depth: int = Field(
+        32, ge=1, le=1024, description="Risk memory: most recent transfers kept per account.")
     usd_per_unit: dict[str, float] | None = Field(
         None, description="Currency table (USD per unit); default: rates implied by the data, "
                           "falling back to the built-in table.")
@@ -54,7 +61,8 @@ class FeatureConfig(BaseModel):
     def horizon_s(self) -> int:
         """How far back any feature looks: history older than this never matters."""
         return max(self.windows_s[-1], int(self.motif_window_h * HOUR),
-                   int(self.chain_max_depth * self.chain_gap_h * HOUR))
+                   int(self.chain_max_depth * self.chain_gap_h * HOUR),
+                   int(self.memory_window_h * HOUR))
 
 
 def window_label(hours: float) -> str:

@@ -16,10 +16,13 @@ EDGE_ARRAYS = {"e_t": np.int64, "e_src": np.int64, "e_dst": np.int64, "e_amt": n
                "e_near": np.int64, "e_log": np.int64, "e_chain": np.int64, "prev_out": np.int64,
                "next_out": np.int64, "prev_in": np.int64, "next_in": np.int64}
 ACCOUNT_ARRAYS = {"head_out": np.int64, "head_in": np.int64, "stamp_a": np.int64,
-                  "stamp_b": np.int64, "stamp_c": np.int64}
+                  "stamp_b": np.int64, "stamp_c": np.int64, "ring_pos": np.int64}
 WINDOW_ARRAYS = {"tail": np.int64, "cnt": np.int64, "tot": np.int64, "near": np.int64,
                  "distinct": np.int64, "lsum": np.int64, "lsq": np.int64, "tsum": np.int64}
-LINKS = {"prev_out", "next_out", "prev_in", "next_in", "head_out", "head_in", "tail"}
+#: Risk memory rings (time, score) per account: :mod:`~illicitflows.transactions.features.memory`.
+RING_ARRAYS = {"ring_t": np.int64, "ring_s": np.float64}
+#: Arrays whose empty slots hold -1 (no edge / no entry); the others start at 0.
+LINKS = {"prev_out", "next_out", "prev_in", "next_in", "head_out", "head_in", "tail", "ring_t"}
 
 
 def _int_dict() -> Dict:
@@ -31,6 +34,7 @@ class HistoryState:
     """Edges seen so far (time-ordered) and per-account aggregates; grows on demand."""
 
     n_windows: int
+    memory_depth: int = 32
     accounts: dict[str, int] = field(default_factory=dict)
     n_edges: int = 0
     last_time: int | None = None
@@ -75,6 +79,9 @@ class HistoryState:
             self.arrays[name] = _grown(self.arrays.get(name), (size,), dtype, name in LINKS)
         for name, dtype in WINDOW_ARRAYS.items():
             self.arrays[name] = _grown(self.arrays.get(name), (size, 2, self.n_windows), dtype,
+                                       name in LINKS)
+        for name, dtype in RING_ARRAYS.items():
+            self.arrays[name] = _grown(self.arrays.get(name), (size, self.memory_depth), dtype,
                                        name in LINKS)
 
 
