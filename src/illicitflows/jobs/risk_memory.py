@@ -23,7 +23,8 @@ UNUSED = "unused"
 def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
                     features: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
                     pipeline: TransactionsPipeline) -> pd.DataFrame:
-    """Fit the first stage, attach it to ``builder`` and return ``features`` plus the memory."""
+    """Fit the first stage on ``features`` (the base features), attach it to ``builder`` and add
+    the memory columns to ``features`` in place (no copy of the large base matrix)."""
     scores = np.empty(len(frame))
     for fit_rows, held_out in _time_halves(frame, splits):
         fitted = _first_stage(features, y, _only_train(splits, fit_rows), builder, pipeline)
@@ -32,14 +33,18 @@ def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
     outside = splits != "train"
     scores[outside] = full.scores[outside]
     builder.attach_memory(full.model, full.threshold)
-    return pd.concat([features, builder.memory_features(frame, scores)], axis=1)
+    memory = builder.memory_features(frame, scores)
+    for name in memory.columns:
+        features[name] = memory[name].to_numpy()
+    return features
 
 
 def _first_stage(features: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
                  builder: TransactionFeatureBuilder,
                  pipeline: TransactionsPipeline) -> FittedModel:
-    return fit_scoring_model(features[builder.base_feature_names], y, splits, pipeline.model,
-                             pipeline.threshold, builder.categorical_features, pipeline.seed)
+    """A first-stage model on the base features (the memory columns do not exist yet)."""
+    return fit_scoring_model(features, y, splits, pipeline.model, pipeline.threshold,
+                             builder.categorical_features, pipeline.seed)
 
 
 def _time_halves(frame: pd.DataFrame,
