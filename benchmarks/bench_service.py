@@ -1,7 +1,8 @@
 """Service latency with 1M transactions of history: the real BentoML server over HTTP against
 the in-process limit (features + predict + contributions of the flagged records, as the
 service does by default; no HTTP, no validation, no history or audit writes) for the same
-records. Prints one JSON object.
+records. Prints one JSON object, with the machine's load average (1, 5, 15 minutes) at the
+start and the end: latency on a shared machine means little without it.
 
     .venv/bin/python benchmarks/bench_service.py [--history 1000000] [--single 300] [--batches 20]
 """
@@ -137,6 +138,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--port", type=int, default=3931)
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
     need = args.history + args.single + args.batches * 1000
     accounts = max(10_000, need // 10)
     frame = simulate_transactions(SimulationConfig(accounts=accounts, days=10, seed=11)).frame
@@ -172,6 +174,7 @@ def main() -> None:
         "overhead_ratio": {k: http[k]["p50_ms"] / limit[k]["p50_ms"]
                            for k in ("single", "batch_1000")},
         "targets": {"single_p99_ms": 20, "batch_1000_p50_ms": 500, "overhead_ratio": 1.5},
+        "load_average": {"start": load_at_start, "end": os.getloadavg()},
     }, indent=2))
 
 

@@ -110,3 +110,18 @@ def test_iso_timestamps_from_json_are_accepted() -> None:
                                     "2022/09/01 00:20"]))
     assert result.issues.empty
     assert (result.frame["when"] == np.datetime64("2022-09-01T00:20")).all()
+
+
+def test_times_outside_the_representable_range_are_unparseable() -> None:
+    result = SCHEMA.parse(raw(when=["2022/09/01 00:20", "3000-01-01T00:00:00", "1600/01/01 00:00"]))
+    errors = result.errors[["row", "column", "reason"]].values.tolist()
+    assert errors == [[1, "when", "unparseable timestamp"], [2, "when", "unparseable timestamp"]]
+
+
+def test_a_bad_flag_next_to_a_missing_one_is_an_issue() -> None:
+    result = SCHEMA.parse(raw(label=["0", "0.5", ""]))
+    assert result.errors[["row", "column", "reason"]].values.tolist() == [
+        [1, "label", "flag must be 0 or 1"]]
+    assert str(result.frame["label"].dtype) == "Int8"
+    assert result.frame["label"].tolist()[0] == 0 and result.frame["label"].isna().tolist() == [
+        False, True, True]

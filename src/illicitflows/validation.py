@@ -6,12 +6,19 @@ frame plus a table of issues, one row per (record, column, reason). Errors make 
 unusable; warnings (e.g. a self-transfer) keep it but are reported. :func:`accept` applies the
 policy: strict mode raises, the default moves bad records to a quarantine file. Nothing is
 dropped silently.
+
+Parsing is two steps. Conversion turns each field's raw values into typed arrays
+(:class:`Converted`); here it runs per column with pandas, and
+:mod:`illicitflows.record_validation` runs it per value for API JSON records. The rules
+(:meth:`RecordSchema.check`: missing values, bad numbers, minimums, allowed values, flags,
+timestamps, duplicate ids, row checks) exist once and run on the converted arrays of either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +28,13 @@ import pandas as pd
 FieldKind = Literal["text", "number", "timestamp", "flag"]
 Severity = Literal["error", "warning"]
 ISSUE_COLUMNS = ["row", "column", "reason", "value", "severity"]
+MISSING = "missing value"
+NOT_A_NUMBER = "not a number"
+INFINITE = "infinite number"
+NOT_A_FLAG = "flag must be 0 or 1"
+UNPARSEABLE = "unparseable timestamp"
+DUPLICATE = "duplicate id"
+_NAT = np.datetime64("NaT", "ns")
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,24 @@ class Field:
     allowed: frozenset[str] | None = None
     timestamp_formats: tuple[str, ...] = ()
     pad_digits: int | None = None  # left-pad numeric codes with zeros (HS codes, bank ids)
+
+    @property
+    def unknown_reason(self) -> str:
+        return f"unknown {self.name.replace('_', ' ')}"
+
+    @property
+    def low_reason(self) -> str:
+        return "negative value" if self.min_value == 0 else f"below minimum {self.min_value:g}"
+
+
+@dataclass(frozen=True)
+class Converted:
+    """One field's values, typed: text as objects (``pd.NA`` when blank), numbers and flags as
+    float64 (NaN when blank or unreadable), timestamps as datetime64[ns] (NaT likewise);
+    ``blank`` marks the records without a value."""
+
+    values: np.ndarray
+    blank: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -68,22 +100,33 @@ class RecordSchema:
         if missing:
             raise SchemaError(f"{self.name}: missing required column(s): {', '.join(missing)}")
         raw = raw.reset_index(drop=True)
-        typed: dict[str, pd.Series] = {}
+        converted = {f.name: convert_column(f, raw[f.name]) for f in self.fields
+                     if f.name in raw.columns}
+        shown = {name: raw[name] for name in converted}
+        extra = raw[[c for c in raw.columns if c not in converted]]
+        return self.check(len(raw), converted, shown, raw, extra)
+
+    def check(self, rows: int, converted: Mapping[str, Converted],
+              shown: Mapping[str, pd.Series | np.ndarray],
+              raw: pd.DataFrame | Callable[[], pd.DataFrame],
+              extra: pd.DataFrame | None = None) -> ValidationResult:
+        """Apply every rule to ``rows`` records' converted fields: each field's own rules,
+        duplicate ids and the row checks on the typed frame. ``shown`` holds the raw values
+        that issues quote, ``extra`` the non-schema columns kept as they are."""
         issues: list[pd.DataFrame | None] = []
+        typed: dict[str, pd.Series | np.ndarray | pd.api.extensions.ExtensionArray] = {}
+        index = pd.RangeIndex(rows)
         for f in self.fields:
-            if f.name not in raw.columns:
-                continue
-            values, field_issues = _parse_field(f, raw[f.name])
-            typed[f.name] = values
-            issues.extend(field_issues)
-        extra = [c for c in raw.columns if c not in typed]
-        frame = pd.DataFrame(typed, index=raw.index)
-        for column in extra:
-            frame[column] = raw[column]
+            if f.name in converted:
+                issues.extend(_field_issues(f, converted[f.name], shown[f.name]))
+                typed[f.name] = _typed(f, converted[f.name].values, index)
+        frame = pd.DataFrame(typed, index=index)
+        for column in [] if extra is None else extra.columns:
+            frame[column] = extra[column]
         if self.unique_id and self.unique_id in frame.columns:
             ids = frame[self.unique_id]
             dup = ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy()
-            issues.append(_issues(dup, self.unique_id, "duplicate id", ids, "error"))
+            issues.append(_issues(dup, self.unique_id, DUPLICATE, ids, "error"))
         for check in self.checks:
             if check.column in frame.columns:
                 mask = np.asarray(check.bad(frame), dtype=bool)
@@ -91,8 +134,8 @@ class RecordSchema:
                                       check.severity))
         found = [i for i in issues if i is not None]
         table = (pd.concat(found, ignore_index=True).sort_values(["row", "column"], kind="stable")
-                 .reset_index(drop=True) if found else pd.DataFrame(columns=ISSUE_COLUMNS))
-        return ValidationResult(schema=self.name, frame=frame, raw=raw, issues=table)
+                 .reset_index(drop=True) if found else no_issues())
+        return ValidationResult(schema=self.name, frame=frame, source=raw, issues=table)
 
 
 class SchemaError(ValueError):
@@ -114,12 +157,18 @@ class ValidationError(ValueError):
 
 @dataclass
 class ValidationResult:
-    """The typed frame of all records and the issues found in them."""
+    """The typed frame of all records and the issues found in them; ``source`` is the raw
+    frame, or a function making it when first needed (see :attr:`raw`)."""
 
     schema: str
     frame: pd.DataFrame
-    raw: pd.DataFrame
-    issues: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ISSUE_COLUMNS))
+    source: pd.DataFrame | Callable[[], pd.DataFrame] = field(repr=False)
+    issues: pd.DataFrame = field(default_factory=lambda: no_issues())
+
+    @cached_property
+    def raw(self) -> pd.DataFrame:
+        """The records as given (the quarantine file shows these values)."""
+        return self.source if isinstance(self.source, pd.DataFrame) else self.source()
 
     @property
     def errors(self) -> pd.DataFrame:
@@ -158,6 +207,14 @@ class ValidationResult:
         }
 
 
+_NO_ISSUES = pd.DataFrame(columns=ISSUE_COLUMNS)
+
+
+def no_issues() -> pd.DataFrame:
+    """An empty issue table (a copy: building one costs a hundred times more)."""
+    return _NO_ISSUES.copy()
+
+
 def accept(result: ValidationResult, strict: bool = False,
            quarantine: Path | None = None) -> pd.DataFrame:
     """Apply the input policy and return the good records (original order, fresh index).
@@ -190,17 +247,18 @@ def write_quarantine(result: ValidationResult, path: Path) -> Path:
     return path
 
 
-def _issues(mask: np.ndarray, column: str, reason: str, values: pd.Series,
+def _issues(mask: np.ndarray, column: str, reason: str, values: pd.Series | np.ndarray,
             severity: Severity) -> pd.DataFrame | None:
     """The issues of the records where ``mask`` is true (None when there are none)."""
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return None
+    quoted = values.iloc[rows].astype(object) if isinstance(values, pd.Series) else values[rows]
     return pd.DataFrame({
         "row": rows.astype(np.int64),
         "column": column,
         "reason": reason,
-        "value": values.iloc[rows].astype(object).map(_show).to_numpy(dtype=object),
+        "value": np.array([_show(v) for v in quoted], dtype=object),
         "severity": severity,
     })
 
@@ -209,61 +267,95 @@ def _show(value: object) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
-def _blank(values: pd.Series) -> np.ndarray:
-    as_text = values.astype("string").str.strip()
-    return (values.isna() | (as_text == "")).to_numpy(dtype=bool)
+def _field_issues(f: Field, converted: Converted,
+                  shown: pd.Series | np.ndarray) -> list[pd.DataFrame | None]:
+    """The rules of one field, in the order their issues are listed."""
+    values, blank = converted.values, converted.blank
+    issues = [_issues(blank, f.name, MISSING, shown, "error")] if f.required else []
+    if f.kind == "text":
+        if f.allowed is not None:
+            unknown = np.fromiter((not b and v not in f.allowed for v, b in zip(values, blank,
+                                                                                   strict=True)),
+                                  dtype=bool, count=len(values))
+            issues.append(_issues(unknown, f.name, f.unknown_reason, shown, "error"))
+        return issues
+    if f.kind == "timestamp":
+        issues.append(_issues(~blank & np.isnat(values), f.name, UNPARSEABLE, shown, "error"))
+        return issues
+    known = ~np.isnan(values)
+    issues.append(_issues(~blank & ~known, f.name, NOT_A_NUMBER, shown, "error"))
+    issues.append(_issues(np.isinf(values), f.name, INFINITE, shown, "error"))
+    if f.min_value is not None:
+        issues.append(_issues(known & (values < f.min_value), f.name, f.low_reason, shown,
+                              "error"))
+    if f.kind == "flag":
+        issues.append(_issues(known & ~_is_flag(values), f.name, NOT_A_FLAG, shown, "error"))
+    return issues
 
 
-def _parse_field(f: Field, values: pd.Series) -> tuple[pd.Series, list[pd.DataFrame | None]]:
+def _is_flag(values: np.ndarray) -> np.ndarray:
+    return np.isin(values, [0.0, 1.0])
+
+
+def _typed(f: Field, values: np.ndarray,
+           index: pd.Index) -> pd.Series | np.ndarray | pd.api.extensions.ExtensionArray:
+    """The frame column of a converted field: text stays objects (a frame would infer str);
+    flags are int8, or Int8 when one is missing. A flag other than 0 or 1, an error already,
+    becomes 0 in int8 and missing in Int8."""
+    if f.kind == "text":
+        return pd.Series(values, index=index, dtype=object, copy=False)
+    if f.kind != "flag":
+        return values
+    flag = _is_flag(values)
+    if not np.isnan(values).any():
+        return np.where(flag, values, 0.0).astype(np.int8)
+    return pd.array(np.where(flag, values, np.nan), dtype="Float64").astype("Int8")
+
+
+def convert_column(f: Field, values: pd.Series) -> Converted:
+    """Convert one raw column with pandas (the path for files and large batches)."""
     blank = _blank(values)
-    issues = []
-    if f.required:
-        issues.append(_issues(blank, f.name, "missing value", values, "error"))
     if f.kind == "text":
         typed = values.astype("string").str.strip()
         if f.pad_digits:
             digits = typed.str.fullmatch(r"\d+").fillna(False).to_numpy(dtype=bool)
             typed = typed.where(~digits, typed.str.zfill(f.pad_digits))
-        typed = typed.where(~blank, pd.NA).astype(object)
-        if f.allowed is not None:
-            unknown = ~blank & ~typed.isin(f.allowed).to_numpy()
-            issues.append(_issues(unknown, f.name, f"unknown {f.name.replace('_', ' ')}",
-                                  values, "error"))
-        return typed, issues
+        return Converted(typed.where(~blank, pd.NA).to_numpy(dtype=object), blank)
     if f.kind == "timestamp":
-        typed = _parse_timestamps(values, f.timestamp_formats)
-        bad = ~blank & typed.isna().to_numpy()
-        issues.append(_issues(bad, f.name, "unparseable timestamp", values, "error"))
-        return typed, issues
-    typed = pd.to_numeric(values, errors="coerce").astype("float64")
-    bad = ~blank & typed.isna().to_numpy()
-    issues.append(_issues(bad, f.name, "not a number", values, "error"))
-    finite = typed.to_numpy()
-    inf = np.isinf(finite)
-    issues.append(_issues(inf, f.name, "infinite number", values, "error"))
-    if f.min_value is not None:
-        low = ~np.isnan(finite) & (finite < f.min_value)
-        reason = "negative value" if f.min_value == 0 else f"below minimum {f.min_value:g}"
-        issues.append(_issues(low, f.name, reason, values, "error"))
-    if f.kind == "flag":
-        odd = ~np.isnan(finite) & ~np.isin(finite, [0.0, 1.0])
-        issues.append(_issues(odd, f.name, "flag must be 0 or 1", values, "error"))
-        typed = typed.astype("Int8") if np.isnan(finite).any() else typed.astype(np.int8)
-    return typed, issues
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return Converted(values.astype("datetime64[ns]").to_numpy(), blank)
+        text = values.astype("string").str.strip().to_numpy(dtype=object, na_value=None)
+        return Converted(parse_times(text, f.timestamp_formats), blank)
+    return Converted(pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64,
+                                                                      na_value=np.nan), blank)
 
 
-def _parse_timestamps(values: pd.Series, formats: Sequence[str]) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values.astype("datetime64[ns]")
-    text = values.astype("string").str.strip()
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+def _blank(values: pd.Series) -> np.ndarray:
+    as_text = values.astype("string").str.strip()
+    return (values.isna() | (as_text == "")).to_numpy(dtype=bool)
+
+
+def parse_times(text: np.ndarray, formats: Sequence[str]) -> np.ndarray:
+    """Times of stripped texts (None when absent), as datetime64[ns]: by the first of
+    ``formats`` giving a representable time, else ISO 8601 (e.g. API JSON
+    "2022-09-01T00:20:00", offsets converted to UTC), else NaT."""
+    parsed = np.full(len(text), _NAT)
+    todo = np.fromiter((t is not None for t in text), dtype=bool, count=len(text))
     for fmt in formats:
-        todo = parsed.isna() & text.notna()
         if not todo.any():
             break
-        parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
-    todo = parsed.isna() & text.notna()
-    if todo.any():  # ISO 8601 fallback, e.g. API JSON "2022-09-01T00:20:00"
+        parsed[todo] = _representable(pd.to_datetime(text[todo], format=fmt, errors="coerce"))
+        todo &= np.isnat(parsed)
+    if todo.any():
         iso = pd.to_datetime(text[todo], format="ISO8601", errors="coerce", utc=True)
-        parsed[todo] = iso.dt.tz_localize(None)
+        parsed[todo] = _representable(iso.tz_localize(None))
     return parsed
+
+
+def _representable(found: pd.DatetimeIndex) -> np.ndarray:
+    """Parsed times as datetime64[ns]; NaT for those outside its range (about 1677 to 2262)."""
+    try:
+        return found.as_unit("ns").to_numpy()
+    except pd.errors.OutOfBoundsDatetime:
+        inside = (found >= pd.Timestamp.min) & (found <= pd.Timestamp.max)
+        return found.where(inside).as_unit("ns").to_numpy()

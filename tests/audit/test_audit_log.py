@@ -270,6 +270,30 @@ def assert_unforked(log: AuditLog, workers: int, batches: int, size: int) -> Non
         assert len({d.request_id for d in items[start:start + size]}) == 1
 
 
+def test_latest_decisions_of_a_detector(log: AuditLog) -> None:
+    stored = log.append([decision(i, detector="trade" if i % 3 == 1 else "transactions")
+                         for i in range(9)])
+    tx = [s for s in stored if s.detector == "transactions"]
+    assert log.ids_before("transactions") == [(s.seq, s.decision_id) for s in reversed(tx)]
+    assert log.ids_before("transactions", tx[-1].seq, limit=2) == [
+        (s.seq, s.decision_id) for s in (tx[-2], tx[-3])]
+    assert log.decisions_after("transactions", tx[1].seq, limit=3) == tx[2:5]
+    assert log.decisions_after("trade", stored[-1].seq) == []
+    assert log.ids_before("trade", 1) == []
+
+
+def test_index_added_later_is_created_on_an_existing_log(url: str, log: AuditLog) -> None:
+    filled(log, 3)
+    execute(url, sa.text("DROP INDEX ix_audit_decisions_detector_seq"))
+    engine = make_engine(url)
+    assert "ix_audit_decisions_detector_seq" not in {
+        i["name"] for i in sa.inspect(engine).get_indexes("audit_decisions")}
+    AuditLog(url).close()
+    assert "ix_audit_decisions_detector_seq" in {
+        i["name"] for i in sa.inspect(engine).get_indexes("audit_decisions")}
+    engine.dispose()
+
+
 def test_concurrent_threads_keep_one_chain(url: str, log: AuditLog) -> None:
     threads = [threading.Thread(target=_append_batches, args=(url, w, 15, 20)) for w in range(2)]
     for thread in threads:

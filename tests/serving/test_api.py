@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import prometheus_client
 import pytest
 from fastapi.testclient import TestClient
 
 from illicitflows.audit.store import AuditLog
 from illicitflows.serving.app import app
 from illicitflows.serving.runtime import Runtime, Settings
+from illicitflows.serving.schemas import ScoreResponse
 
 
 @pytest.fixture
@@ -26,16 +28,26 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
+def requests_counted(status: int) -> float:
+    return prometheus_client.REGISTRY.get_sample_value(
+        "illicitflows_requests_total",
+        {"endpoint": "/transactions/score", "status": str(status)}) or 0.0
+
+
 def test_not_ready_until_loaded_then_scores(api, transactions, api_records) -> None:
     client, runtime, keys, detector, model = api
     body = {"transactions": api_records(transactions.iloc[:50])}
     assert not runtime.ready
+    counted = {status: requests_counted(status) for status in (200, 503)}
     busy = client.post("/transactions/score", json=body, headers=bearer(keys["scorer"]))
     assert busy.status_code == 503
     runtime.add_scorer(detector, model)
     answer = client.post("/transactions/score", json=body, headers=bearer(keys["scorer"]))
     assert answer.status_code == 200, answer.text
+    assert {status: requests_counted(status) - n for status, n in counted.items()} == {
+        200: 1, 503: 1}
     result = answer.json()
+    assert ScoreResponse.model_validate(result).model_dump(exclude_none=True) == result
     assert len(result["results"]) == 50 and result["accounts"] and "networks" in result
     first = result["results"][0]
     assert set(first) >= {"id", "decision_id", "score", "flagged", "threshold", "risk_band",

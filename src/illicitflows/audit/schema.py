@@ -32,6 +32,8 @@ decisions = sa.Table(
     sa.Column("explanation", sa.Text),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("row_hash", sa.String(64), nullable=False),
+    #: A detector's latest decisions at once (the history catch-up at service start).
+    sa.Index("ix_audit_decisions_detector_seq", "detector", "seq"),
 )
 
 #: Last position of the chain. Appenders lock this row first, so the chain cannot fork; verify
@@ -45,10 +47,12 @@ chain_head = sa.Table(
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the tables and the genesis head row if missing (idempotent; on SQLite safe
-    against another process doing the same at once)."""
+    """Create the tables, their indexes and the genesis head row if missing (idempotent; on
+    SQLite safe against another process doing the same at once)."""
     with write_transaction(engine) as connection:
         metadata.create_all(connection)
+        for index in decisions.indexes:  # those added after a log was created
+            index.create(connection, checkfirst=True)
         exists = connection.scalar(sa.select(chain_head.c.id).where(chain_head.c.id == HEAD_ID))
         if exists is None:
             connection.execute(chain_head.insert().values(id=HEAD_ID, seq=0,

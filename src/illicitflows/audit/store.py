@@ -20,6 +20,11 @@ from illicitflows.settings import data_dir
 
 MAX_PAGE_SIZE = 1000
 VERIFY_PAGE_SIZE = 5000
+#: The chain head and its move, built once (appends run on every scoring request).
+_HEAD = sa.select(chain_head.c.seq, chain_head.c.row_hash).where(chain_head.c.id == HEAD_ID)
+_LOCK_HEAD = _HEAD.with_for_update()
+_MOVE_HEAD = (chain_head.update().where(chain_head.c.id == HEAD_ID)
+              .values(seq=sa.bindparam("new_seq"), row_hash=sa.bindparam("new_hash")))
 
 
 def default_url() -> str:
@@ -59,9 +64,7 @@ class AuditLog:
         if not prepared:
             return []
         with write_transaction(self._engine) as connection:
-            head = connection.execute(
-                sa.select(chain_head.c.seq, chain_head.c.row_hash)
-                .where(chain_head.c.id == HEAD_ID).with_for_update()).one()
+            head = connection.execute(_LOCK_HEAD).one()
             created_at = utc_iso(datetime.now(UTC))
             prev_hash, seq = head.row_hash, head.seq
             for row, _ in prepared:
@@ -69,8 +72,7 @@ class AuditLog:
                 row.update(seq=seq, created_at=created_at, prev_hash=prev_hash)
                 row["row_hash"] = prev_hash = row_hash(prev_hash, row)
             connection.execute(decisions.insert(), [row for row, _ in prepared])
-            connection.execute(chain_head.update().where(chain_head.c.id == HEAD_ID)
-                               .values(seq=seq, row_hash=prev_hash))
+            connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
         return [_stored(row, plain) for row, plain in prepared]
 
     def get(self, decision_id: str) -> StoredDecision | None:
@@ -96,6 +98,28 @@ class AuditLog:
             items = [_loaded(row) for row in rows.mappings()]
         return Page(items=items, total=total or 0, page=page, page_size=page_size)
 
+    def ids_before(self, detector: str, seq: int | None = None,
+                   limit: int = MAX_PAGE_SIZE) -> list[tuple[int, str]]:
+        """``(seq, decision_id)`` of up to ``limit`` decisions of ``detector`` before position
+        ``seq`` (the latest when None), newest first."""
+        query = sa.select(decisions.c.seq, decisions.c.decision_id).where(
+            decisions.c.detector == detector)
+        if seq is not None:
+            query = query.where(decisions.c.seq < seq)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query.order_by(decisions.c.seq.desc()).limit(limit))
+            return [(row.seq, row.decision_id) for row in rows]
+
+    def decisions_after(self, detector: str, seq: int,
+                        limit: int = MAX_PAGE_SIZE) -> list[StoredDecision]:
+        """Up to ``limit`` decisions of ``detector`` after position ``seq``, oldest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(decisions).where(decisions.c.detector == detector,
+                                           decisions.c.seq > seq)
+                .order_by(decisions.c.seq).limit(limit))
+            return [_loaded(row) for row in rows.mappings()]
+
     def verify(self, page_size: int = VERIFY_PAGE_SIZE) -> VerifyReport:
         """Walk the chain in ``seq`` order, page by page, and name the first bad row.
 
@@ -104,8 +128,7 @@ class AuditLog:
         Rows appended while it runs are left for the next run.
         """
         with self._engine.connect() as connection:
-            head = connection.execute(sa.select(chain_head.c.seq, chain_head.c.row_hash)
-                                      .where(chain_head.c.id == HEAD_ID)).one()
+            head = connection.execute(_HEAD).one()
         walker = ChainWalker()
         for row in self._rows(head.seq, page_size):
             problem = walker.problem(row)

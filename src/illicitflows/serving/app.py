@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import bentoml
+import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
 from illicitflows.serving.engine import InputError, ScoredBatch, Scorer, risk_band
@@ -59,14 +62,35 @@ async def _api_error(_: Request, error: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status)
 
 
-@app.middleware("http")
-async def _measure(request: Request, call_next: Any) -> Any:
-    started = time.perf_counter()
-    response = await call_next(request)
-    endpoint = request.scope.get("route").path if request.scope.get("route") else "unmatched"
-    REQUESTS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
-    LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-    return response
+class Measure:
+    """Counts requests by endpoint and status and times them (plain ASGI: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a memory stream per request)."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            endpoint = route.path if route else "unmatched"
+            REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
+            LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+
+
+app.add_middleware(Measure)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -128,7 +152,7 @@ def scorer_for(request: Request, domain: str) -> Scorer:
     return runtime.scorers[domain]
 
 
-async def score(request: Request, domain: str, key: str) -> dict[str, Any]:
+async def score(request: Request, domain: str, key: str) -> Response:
     """Shared body of both scoring endpoints."""
     principal = authorize(request, "score")
     body = await json_body(request)
@@ -144,22 +168,25 @@ async def score(request: Request, domain: str, key: str) -> dict[str, Any]:
                              explain_all=body.get("explain") == "all", top_k=top_k)
     except InputError as error:
         raise ApiError(422, f"{len(error.issues)} invalid field(s)", error.issues) from error
-    return render(batch, scorer, request_id)
+    for flagged, count in Counter(d.flagged for d in batch.decisions).items():
+        DECISIONS.labels(model=scorer.model.name, version=scorer.model.version,
+                         flagged=str(flagged).lower()).inc(count)
+    document = render(batch, scorer, request_id)
+    return Response(pydantic_core.to_json(document, inf_nan_mode="null"),
+                    media_type="application/json")
 
 
 def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any]:
-    """The response document of a scored batch."""
+    """The response document of a scored batch: a :class:`ScoreResponse` without null fields
+    (built as plain data: validating it on every request costs more than building it)."""
     model = {"name": scorer.model.name, "version": scorer.model.version}
-    results = []
-    for d in batch.decisions:
-        DECISIONS.labels(model=model["name"], version=model["version"],
-                         flagged=str(d.flagged).lower()).inc()
-        results.append({
-            "id": d.record_id, "decision_id": d.decision_id, "score": d.score,
-            "flagged": d.flagged, "threshold": d.threshold,
-            "risk_band": risk_band(d.score, d.threshold),
-            "reasons": [r.as_dict() for r in d.explanation.reasons] if d.explanation else [],
-            "model": model})
+    results = [{
+        "id": d.record_id, "decision_id": d.decision_id, "score": d.score,
+        "flagged": d.flagged, "threshold": d.threshold,
+        "risk_band": risk_band(d.score, d.threshold),
+        "reasons": [{k: v for k, v in r.as_dict().items() if v is not None}
+                    for r in d.explanation.reasons] if d.explanation else [],
+        "model": model} for d in batch.decisions]
     roll_name = "accounts" if scorer.detector.domain == "transactions" else "importers"
     document = {"request_id": request_id, "results": results, roll_name: batch.rollups}
     if scorer.detector.domain == "transactions":
@@ -168,19 +195,17 @@ def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any
 
 
 @app.post("/transactions/score", response_model=ScoreResponse,
-          response_model_exclude_none=True,
           openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
               "schema": TransactionScoreRequest.model_json_schema()}}}})
-async def score_transactions(request: Request) -> dict[str, Any]:
+async def score_transactions(request: Request) -> Response:
     """Score payment transactions for asset laundering (1..limit records)."""
     return await score(request, "transactions", "transactions")
 
 
 @app.post("/trade/score", response_model=ScoreResponse,
-          response_model_exclude_none=True,
           openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
               "schema": TradeScoreRequest.model_json_schema()}}}})
-async def score_trade(request: Request) -> dict[str, Any]:
+async def score_trade(request: Request) -> Response:
     """Score customs import declarations for mis-invoicing and smuggling."""
     return await score(request, "trade", "declarations")
 

@@ -18,10 +18,11 @@ from illicitflows.audit.canonical import jsonable
 from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
+from illicitflows.record_validation import parse_records
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.networks import suspected_networks
 from illicitflows.serving.rollups import roll_up
-from illicitflows.validation import LateRecordError
+from illicitflows.validation import LateRecordError, ValidationResult
 
 RISK_BANDS = ("low", "medium", "high", "critical")
 
@@ -99,7 +100,9 @@ class Scorer(ABC):
         self.state = self.detector.builder.scoring_state()
         stored = self.store.load(since=self.history_since())
         if not stored.empty:
-            frame = self.validate(stored.drop(columns=["_seq", "_score", "_flagged"]))
+            raw = stored.drop(columns=["_seq", "_score", "_flagged"])
+            absent = [f.name for f in self.domain.schema.fields if f.name not in raw.columns]
+            frame = _accepted(self.domain.schema.parse(raw.assign(**dict.fromkeys(absent))))
             features = self.detector.builder.transform(frame, self.state)
             self.after_rebuild(frame, features, stored["_flagged"].to_numpy(dtype=bool))
 
@@ -112,29 +115,28 @@ class Scorer(ABC):
         """Restore what a scorer keeps beyond the feature state (e.g. flagged edges)."""
 
     # -- scoring ---------------------------------------------------------------------------
-    def validate(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """Typed canonical records, or :class:`InputError` listing every bad record."""
-        unknown = sorted(set(raw.columns) - set(self.domain.schema.columns))
-        issues = [{"index": int(i), "field": c, "reason": "unknown field"}
-                  for c in unknown for i in np.flatnonzero(raw[c].notna().to_numpy())]
-        absent = [f.name for f in self.domain.schema.fields if f.name not in raw.columns]
-        result = self.domain.schema.parse(raw.drop(columns=unknown).assign(
-            **dict.fromkeys(absent)))
-        issues += [{"index": int(r.row), "field": r.column, "reason": r.reason, "value": r.value}
-                   for r in result.errors.itertuples(index=False)]
-        if issues:
-            raise InputError(sorted(issues, key=lambda i: (i["index"], i["field"])))
-        return result.frame
+    def validate(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """Typed canonical records (a new id where one is missing), or :class:`InputError`
+        listing every bad record."""
+        known = set(self.domain.schema.columns)
+        unknown = [{"index": i, "field": key, "reason": "unknown field"}
+                   for i, record in enumerate(records) for key, value in record.items()
+                   if key not in known and not _is_null(value)]
+        canonical = [self._with_id(record, known) for record in records]
+        return _accepted(parse_records(self.domain.schema, canonical), unknown)
+
+    def _with_id(self, record: dict[str, Any], known: set[str]) -> dict[str, Any]:
+        """The record's schema fields, with a new id when it has none."""
+        if not record.keys() <= known:
+            record = {key: value for key, value in record.items() if key in known}
+        if _is_null(record.get(self.id_column)):
+            record = {**record, self.id_column: str(uuid.uuid4())}
+        return record
 
     def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
               top_k: int = DEFAULT_TOP_K) -> ScoredBatch:
         """Score a batch; ``sink`` must durably log the decisions before this returns."""
-        raw = pd.DataFrame.from_records(records)
-        if self.id_column not in raw.columns:
-            raw[self.id_column] = None
-        missing = raw[self.id_column].isna()
-        raw.loc[missing, self.id_column] = [str(uuid.uuid4()) for _ in range(int(missing.sum()))]
-        frame = self.validate(raw)
+        frame = self.validate(records)
         with self.lock:
             return self._score_locked(frame, sink, explain_all, top_k)
 
@@ -157,9 +159,9 @@ class Scorer(ABC):
         decisions = [Decision(str(uuid.uuid4()), str(rec[self.id_column]), rec, float(s),
                               threshold, bool(f), e)
                      for rec, s, f, e in zip(records, scores, flagged, explanations, strict=True)]
-        times = [pd.Timestamp(t).isoformat() for t in frame[self.time_column]]
         seqs = self.store.append(records, [d.record_id for d in decisions],
-                                 [d.decision_id for d in decisions], times,
+                                 [d.decision_id for d in decisions],
+                                 [rec[self.time_column] for rec in records],
                                  [d.score for d in decisions], [d.flagged for d in decisions])
         try:
             sink(decisions)
@@ -183,10 +185,11 @@ class Scorer(ABC):
 class TransactionScorer(Scorer):
     """Payments: history bounded by the features' horizon; accounts and networks."""
 
-    def __init__(self, detector: Detector, model: ModelRef, store: HistoryStore) -> None:
+    def rebuild(self) -> None:
+        """Rebuild the feature state and the flagged edges (from none) from the history."""
         self.flagged_edges = pd.DataFrame(columns=["id", "sender", "receiver", "time",
                                                    "amount_usd", "families"])
-        super().__init__(detector, model, store)
+        super().rebuild()
 
     @property
     def horizon(self) -> pd.Timedelta:
@@ -255,12 +258,32 @@ class TradeScorer(Scorer):
 
 
 def record_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a canonical frame as plain JSON-ready dicts (the audit log's canonical values)."""
-    columns = list(frame.columns)
-    return [dict(zip(columns, jsonable(list(row)), strict=True))
-            for row in frame.itertuples(index=False, name=None)]
+    """Rows of a canonical frame as plain JSON-ready dicts (the audit log's canonical values),
+    converted column by column (a third faster than row by row)."""
+    names = list(frame.columns)
+    columns = [jsonable(frame[name].tolist()) for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
-def _accounts(frame: pd.DataFrame, side: str) -> np.ndarray:
-    return (frame[f"{side}_bank"].astype(str) + "|"
-            + frame[f"{side}_account"].astype(str)).to_numpy(dtype=object)
+def _accounts(frame: pd.DataFrame, side: str) -> list[str]:
+    """``bank|account`` of each record's sender or receiver (plain Python: pandas string
+    operations cost milliseconds even for one record)."""
+    return [f"{bank}|{account}" for bank, account in zip(
+        frame[f"{side}_bank"].tolist(), frame[f"{side}_account"].tolist(), strict=True)]
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _accepted(result: ValidationResult,
+              issues: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """The typed frame of a validation without errors, else :class:`InputError` naming every
+    bad record's index and field (``issues``, e.g. unknown fields, come first)."""
+    issues = list(issues or [])
+    if len(result.issues):
+        issues += [{"index": int(r.row), "field": r.column, "reason": r.reason,
+                    "value": r.value} for r in result.errors.itertuples(index=False)]
+    if issues:
+        raise InputError(sorted(issues, key=lambda i: (i["index"], i["field"])))
+    return result.frame

@@ -1,6 +1,11 @@
-"""Durable history of scored records, so the service rebuilds its feature state after a restart
-and an auditor's replay sees exactly the history a decision saw. SQLAlchemy: SQLite by
-default, any SQLAlchemy URL works."""
+"""History of scored records, so the service rebuilds its feature state after a restart and an
+auditor's replay sees exactly the history a decision saw. SQLAlchemy: SQLite by default, any
+SQLAlchemy URL works.
+
+The history is state, not the record: on SQLite its commits do not wait for the disk. The audit
+log, committed durably before any answer, holds every decision's record, and the service
+appends whatever a power cut took from the history again at start
+(:mod:`illicitflows.serving.recovery`)."""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ class HistoryStore:
     """Append-only table of the records a domain has scored, in arrival order (``seq``)."""
 
     def __init__(self, url: str, domain: str) -> None:
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, durable=False)
         self.metadata = MetaData()
         self.table = Table(
             f"history_{domain}", self.metadata,
@@ -77,6 +82,12 @@ class HistoryStore:
             records["_score"] = [r.score for r in rows]
             records["_flagged"] = [bool(r.flagged) for r in rows]
         return records
+
+    def held(self, decision_ids: list[str]) -> set[str]:
+        """Which of these decisions have their record in the history."""
+        with self.engine.connect() as connection:
+            return set(connection.execute(select(self.table.c.decision_id).where(
+                self.table.c.decision_id.in_(decision_ids))).scalars())
 
     def seq_of(self, decision_id: str) -> int | None:
         """The position of a decision's record in the history."""

@@ -22,6 +22,7 @@ from illicitflows.serving.engine import (
     TransactionScorer,
 )
 from illicitflows.serving.history import HistoryStore
+from illicitflows.serving.recovery import restore_history
 from illicitflows.settings import data_dir
 from illicitflows.tracking.registry import CHAMPION, load_detector
 from illicitflows.tracking.setup import configure
@@ -107,12 +108,21 @@ class Runtime:
             self.add_scorer(detector, model)
 
     def add_scorer(self, detector: Detector, model: ModelRef) -> Scorer:
-        """Serve ``detector`` (its history store is shared by all versions of its domain)."""
-        store = HistoryStore(self.history_url(), detector.domain)
-        scorer = SCORERS[detector.domain](detector, model, store)
-        self.scorers[detector.domain] = scorer
-        self.problems.pop(detector.domain, None)
-        log.info("loaded %s %s version %s", detector.domain, model.name, model.version)
+        """Serve ``detector`` (its history store is shared by all versions of its domain). The
+        first time a domain loads, its history catches up with the audit log."""
+        domain = detector.domain
+        store = HistoryStore(self.history_url(), domain)
+        kind = SCORERS[domain]
+        if domain not in self.scorers:
+            restored = restore_history(store, self.audit, domain, kind.id_column,
+                                       kind.time_column)
+            if restored:
+                log.warning("%s history lacked %d logged decision(s): restored from the audit "
+                            "log", domain, restored)
+        scorer = kind(detector, model, store)
+        self.scorers[domain] = scorer
+        self.problems.pop(domain, None)
+        log.info("loaded %s %s version %s", domain, model.name, model.version)
         return scorer
 
     def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None):
