@@ -98,9 +98,7 @@ class TransactionFeatureBuilder:
                   progress: StepCallback = no_progress) -> pd.DataFrame:
         """Features of every row of ``frame`` (same index), appending the rows to ``state``."""
         state = state if state is not None else self.new_state()
-        order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
-        ordered = frame.iloc[order]
-        seconds = ordered["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+        order, ordered, seconds = _time_ordered(frame)
         _check_not_late(ordered, seconds, state)
         usd = amount_usd(ordered, self.usd_per_unit_)
         _check_rates(ordered, usd)
@@ -111,25 +109,16 @@ class TransactionFeatureBuilder:
             base = pd.DataFrame({name: columns[name] for name in self.base_feature_names})
             columns |= self._remember(seconds, senders, receivers,
                                       self.memory_model.score(base), state)
-        matrix = np.empty((len(frame), len(self.feature_names)))
-        for j, name in enumerate(self.feature_names):  # back to input order, one copy
-            matrix[order, j] = columns[name]
-        return pd.DataFrame(matrix, columns=self.feature_names, index=frame.index, copy=False)
+        return _in_input_order(columns, self.feature_names, order, frame.index)
 
     def memory_features(self, frame: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
         """Risk-memory features of ``frame`` from given first-stage ``scores`` (input order),
         e.g. out-of-fold scores while training the second stage."""
         state = self.new_state()
-        order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
-        ordered = frame.iloc[order]
-        seconds = ordered["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+        order, ordered, seconds = _time_ordered(frame)
         senders, receivers = self._account_ids(ordered, state)
         columns = self._remember(seconds, senders, receivers, np.asarray(scores)[order], state)
-        names = [spec.name for spec in memory_specs(self.config)]
-        matrix = np.empty((len(frame), len(names)))
-        for j, name in enumerate(names):
-            matrix[order, j] = columns[name]
-        return pd.DataFrame(matrix, columns=names, index=frame.index, copy=False)
+        return _in_input_order(columns, list(columns), order, frame.index)
 
     @staticmethod
     def _account_ids(frame: pd.DataFrame, state: HistoryState) -> tuple[np.ndarray, np.ndarray]:
@@ -231,6 +220,22 @@ class TransactionFeatureBuilder:
         for k, name in enumerate(kernel.SCALARS):
             columns[name] = out[:, scalar + k]
         return columns
+
+
+def _time_ordered(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """(order, rows in time order, their seconds); ties keep input order."""
+    order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
+    ordered = frame.iloc[order]
+    return order, ordered, ordered["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+
+
+def _in_input_order(columns: dict[str, np.ndarray], names: list[str], order: np.ndarray,
+                    index: pd.Index) -> pd.DataFrame:
+    """Columns computed in time order, as one frame back in input order (one copy)."""
+    matrix = np.empty((len(order), len(names)))
+    for j, name in enumerate(names):
+        matrix[order, j] = columns[name]
+    return pd.DataFrame(matrix, columns=names, index=index, copy=False)
 
 
 def _account_keys(bank: pd.Series, account: pd.Series) -> np.ndarray:
