@@ -154,3 +154,13 @@ def test_random_batches_agree() -> None:
     assert fast == 300
     for _ in range(100):
         assert_same(FUZZ_SCHEMA, fuzz_batch(rng, OTHER))
+
+
+@pytest.mark.parametrize("times", [
+    ["2022-09-01T00:20:00"], ["2024-02-29T23:59:59", "1678-01-01T00:00:00"],
+    ["2022-02-30T00:00:00"], ["2262-05-01T00:00:00"], ["1677-01-01T00:00:00"],
+    ["2022-09-01T00:20:00", "2022/09/01 00:21"], ["2022-09-01T00:20:00", None],
+    ["2022-09-01T00:20:00.5"], ["2022-09-01T00:20:00+02:00"]])
+def test_iso_seconds_read_directly_give_the_same_times(transactions, times) -> None:
+    records = [{**transactions[i], "timestamp": t} for i, t in enumerate(times)]
+    assert_same(TRANSACTION_SCHEMA, records)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from illicitflows.audit.canonical import canonical_json, jsonable
+from illicitflows.audit.canonical import canonical_json, dumps, jsonable, sha256_hex
 from illicitflows.audit.chain import GENESIS_HASH, HASHED_FIELDS, ChainWalker, row_hash
 
 
@@ -51,6 +51,14 @@ def test_row_hash_covers_every_field() -> None:
     for name in HASHED_FIELDS:
         assert row_hash(GENESIS_HASH, {**row, name: "changed"}) != row["row_hash"], name
     assert row_hash("1" * 64, row) != row["row_hash"]
+
+
+@pytest.mark.parametrize("value", [None, True, False, 0, -7, 2**70, 0.1, -0.0, 1e-7, 1e22,
+                                   "", "plain", "é\u2028\"\\\n", '{"a":[1,2.5]}', [1, "x"]])
+def test_row_hash_is_sha256_of_the_canonical_json_of_the_row(value) -> None:
+    row = {**chain(1)[0], "explanation": value, "key_id": value}
+    body = dumps({name: row[name] for name in HASHED_FIELDS})
+    assert row_hash(GENESIS_HASH, row) == sha256_hex(GENESIS_HASH + body)
 
 
 def test_walker_accepts_a_good_chain_and_stops_at_the_first_break() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from illicitflows.audit import AuditLog, DecisionInput
 from illicitflows.audit.canonical import canonical_json, sha256_hex
 from illicitflows.audit.chain import GENESIS_HASH, row_hash
 from illicitflows.audit.schema import chain_head, decisions, metadata
-from illicitflows.db import make_engine
+from illicitflows.db import checkpoint, make_engine
 
 PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
 
@@ -125,6 +126,26 @@ def test_sqlite_is_durable_wal(url: str, log: AuditLog) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     engine.dispose()
+
+
+def test_wal_is_checkpointed_in_the_background_and_kept_after_a_restart(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    log = AuditLog(url)
+    with log._engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    stored = [log.append([decision(10 * batch + i) for i in range(10)])
+              for batch in range(30)]
+    pages = lambda: (tmp_path / "audit.db").stat().st_size // 4096  # noqa: E731
+    deadline = time.monotonic() + 10
+    while pages() < 30 and time.monotonic() < deadline:  # commits alone never copy the WAL back
+        time.sleep(0.05)
+    assert pages() >= 30, "the checkpointer thread copied the WAL into the database"
+    assert checkpoint(log._engine)[0] == 0  # a PASSIVE checkpoint is not kept waiting
+    log.close()
+    restarted = AuditLog(url)
+    assert restarted.verify().ok and restarted.verify().checked == 300
+    assert restarted.get(stored[-1][-1].decision_id) == stored[-1][-1]
+    restarted.close()
 
 
 def test_default_url_is_in_data_dir(tmp_path, monkeypatch) -> None:

@@ -4,6 +4,7 @@ decisions a power cut took from the history come back, in order, with the same l
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 
 from illicitflows.serving import replay as replay_module
@@ -70,3 +71,30 @@ def test_a_complete_history_is_left_as_it_is(tmp_path, transactions, api_records
     kept = history_ids(scorer.store)
     restarted = Runtime(settings(tmp_path)).add_scorer(tx_detector, tx_model)
     assert history_ids(restarted.store) == kept
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this point runs, no exception handler cleans up."""
+
+
+def test_history_rows_of_a_request_that_crashed_before_its_audit_commit_are_dropped(
+        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+    records = api_records(transactions.iloc[:600])
+    before = Runtime(settings(tmp_path))
+    scorer = before.add_scorer(tx_detector, tx_model)
+    scorer.score(records[:400], before.audit_sink(scorer, "request-0", None))
+    logged = history_ids(scorer.store)
+
+    def crash(decisions) -> None:  # the history has committed, the audit log never will
+        raise Crash
+
+    with pytest.raises(Crash):
+        scorer.score(records[400:], crash)
+    assert len(history_ids(scorer.store)) == 600
+
+    after = Runtime(settings(tmp_path))  # the service starts again
+    restarted = after.add_scorer(tx_detector, tx_model)
+    assert history_ids(restarted.store) == logged
+    retried = restarted.score(records[400:], after.audit_sink(restarted, "request-1", None))
+    offline = tx_detector.score(transactions.iloc[:600])["score"].to_numpy()[400:]
+    np.testing.assert_allclose([d.score for d in retried.decisions], offline, rtol=0, atol=1e-9)

@@ -28,10 +28,10 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {key if type(key) is str else str(key): jsonable(item)
+        return {key if type(key) is str else str(key): _item(item)
                 for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
+        return [_item(item) for item in value]
     if isinstance(value, datetime):
         if value != value:  # pandas.NaT
             return None
@@ -41,6 +41,14 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy scalar or array
         return jsonable(value.tolist())
     raise TypeError(f"cannot put a {kind.__name__} into canonical JSON")
+
+
+def _item(value: Any) -> Any:
+    """:func:`jsonable` of a container's item, without a call for plain ones (most are)."""
+    kind = type(value)
+    if kind in _PLAIN or (kind is float and math.isfinite(value)):
+        return value
+    return jsonable(value)
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)

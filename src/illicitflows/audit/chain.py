@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from illicitflows.audit.canonical import dumps, sha256_hex
@@ -18,10 +20,30 @@ HASHED_FIELDS = (
 )
 
 
+#: ``"name":`` of each hashed field, in the canonical (sorted) order.
+_KEYS = tuple((name, f'"{name}":') for name in sorted(HASHED_FIELDS))
+_LITERALS = {None: "null", True: "true", False: "false"}
+
+
 def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """``sha256(prev_hash + canonical JSON of the hashed fields of row)``, hex."""
-    body = dumps({name: row[name] for name in HASHED_FIELDS})
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+    body = ",".join(key + _value(row[name]) for name, key in _KEYS)
+    return hashlib.sha256((prev_hash + "{" + body + "}").encode()).hexdigest()
+
+
+def _value(value: Any) -> str:
+    """Canonical JSON of one field value: what :func:`dumps` writes for it, built directly
+    for the types a row holds (text, null, booleans, integers, finite floats)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is bool or value is None:
+        return _LITERALS[value]
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return dumps(value)
 
 
 class ChainWalker:

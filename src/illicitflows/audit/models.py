@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-import uuid
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 Detector = Literal["transactions", "trade"]
 DETECTORS = frozenset(get_args(Detector))
+#: ``str(uuid.UUID(...))``: lowercase hex in groups of 8-4-4-4-12.
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +45,7 @@ class DecisionInput:
 
 
 def _is_uuid_text(text: str) -> bool:
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
+    return isinstance(text, str) and _UUID_TEXT.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

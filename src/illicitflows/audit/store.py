@@ -15,7 +15,7 @@ from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
 from illicitflows.audit.chain import ChainWalker, row_hash
 from illicitflows.audit.models import DecisionInput, Page, StoredDecision, VerifyReport
 from illicitflows.audit.schema import HEAD_ID, chain_head, create_schema, decisions
-from illicitflows.db import make_engine, sqlite_url, write_transaction
+from illicitflows.db import insert_rows, make_engine, sqlite_url, write_transaction
 from illicitflows.settings import data_dir
 
 MAX_PAGE_SIZE = 1000
@@ -60,6 +60,16 @@ class AuditLog:
 
     def append(self, inputs: Sequence[DecisionInput]) -> list[StoredDecision]:
         """Log a batch of decisions in one committed transaction, in order; returns them stored."""
+        prepared = self._write(inputs)
+        return [_stored(row, plain) for row, plain in prepared]
+
+    def log(self, inputs: Sequence[DecisionInput]) -> None:
+        """:meth:`append` without building the stored decisions (the scoring path)."""
+        self._write(inputs)
+
+    def _write(self, inputs: Sequence[DecisionInput]) -> list[tuple[dict[str, Any],
+                                                                    dict[str, Any]]]:
+        """Chain and insert the decisions' rows, committed; returns them with their data."""
         prepared = [_prepare(decision) for decision in inputs]
         if not prepared:
             return []
@@ -71,9 +81,9 @@ class AuditLog:
                 seq += 1
                 row.update(seq=seq, created_at=created_at, prev_hash=prev_hash)
                 row["row_hash"] = prev_hash = row_hash(prev_hash, row)
-            connection.execute(decisions.insert(), [row for row, _ in prepared])
+            insert_rows(connection, decisions, [row for row, _ in prepared])
             connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
-        return [_stored(row, plain) for row, plain in prepared]
+        return prepared
 
     def get(self, decision_id: str) -> StoredDecision | None:
         """The decision with this id, or None."""

@@ -23,11 +23,12 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
 )
 
-from illicitflows.db import make_engine, write_transaction
+from illicitflows.db import insert_rows, make_engine, write_transaction
 
 
 class HistoryStore:
@@ -58,14 +59,26 @@ class HistoryStore:
         if not rows:
             return []
         with write_transaction(self.engine) as connection:
-            result = connection.execute(insert(self.table).returning(self.table.c.seq), rows)
-            return sorted(int(seq) for seq in result.scalars())
+            if connection.dialect.name != "sqlite":
+                result = connection.execute(insert(self.table).returning(self.table.c.seq), rows)
+                return sorted(int(seq) for seq in result.scalars())
+            # SQLite: the write lock is held, so the next numbers are free; no RETURNING
+            last = connection.scalar(select(func.max(self.table.c.seq))) or 0
+            seqs = list(range(last + 1, last + 1 + len(rows)))
+            insert_rows(connection, self.table, [{"seq": seq, **row}
+                                                 for seq, row in zip(seqs, rows, strict=True)])
+            return seqs
 
     def remove(self, seqs: list[int]) -> None:
         """Take back a batch whose decisions could not be logged."""
         if seqs:
             with write_transaction(self.engine) as connection:
                 connection.execute(delete(self.table).where(self.table.c.seq.in_(seqs)))
+
+    def remove_after(self, seq: int) -> int:
+        """Drop the records after position ``seq``; returns how many there were."""
+        with write_transaction(self.engine) as connection:
+            return connection.execute(delete(self.table).where(self.table.c.seq > seq)).rowcount
 
     def load(self, since: str | None = None, before_seq: int | None = None) -> pd.DataFrame:
         """Stored records (``seq`` order), from ``since`` (ISO time) and before ``before_seq``."""

@@ -4,20 +4,33 @@ History commits do not wait for the disk, so a power cut can take its last rows;
 committed durably before any answer, still holds those decisions with their canonical records.
 The decisions of a detector after the newest one the history holds are appended again, oldest
 first, so that the rebuilt feature state is the one that scored them.
+
+A request's history rows commit just before its decisions are logged: a crash between the two
+commits leaves rows for decisions that were never logged nor answered. Those rows, after the
+newest logged one, are dropped first, so that a retried request is not counted twice.
 """
 
 from __future__ import annotations
+
+import logging
 
 from illicitflows.audit.store import AuditLog
 from illicitflows.serving.history import HistoryStore
 
 PAGE = 1000
+log = logging.getLogger("illicitflows.serving")
 
 
 def restore_history(store: HistoryStore, audit: AuditLog, detector: str, id_column: str,
                     time_column: str) -> int:
-    """Append the audited decisions of ``detector`` that ``store`` lacks; returns how many."""
-    after = _newest_held(store, audit, detector)
+    """Drop the rows of ``store`` after its newest logged decision of ``detector``, then append
+    the logged decisions it lacks; returns how many were appended."""
+    after, newest = _newest_held(store, audit, detector)
+    if newest is not None:
+        dropped = store.remove_after(store.seq_of(newest))
+        if dropped:
+            log.warning("%s history held %d decision(s) that were never logged (a crash "
+                        "before their audit commit): dropped", detector, dropped)
     restored = 0
     while page := audit.decisions_after(detector, after, PAGE):
         store.append([d.record for d in page], [str(d.record[id_column]) for d in page],
@@ -28,13 +41,14 @@ def restore_history(store: HistoryStore, audit: AuditLog, detector: str, id_colu
     return restored
 
 
-def _newest_held(store: HistoryStore, audit: AuditLog, detector: str) -> int:
-    """Audit position of the newest decision of ``detector`` in the history (0: none is)."""
+def _newest_held(store: HistoryStore, audit: AuditLog, detector: str) -> tuple[int, str | None]:
+    """Audit position and id of the newest decision of ``detector`` in the history ((0, None):
+    none is)."""
     before = None
     while page := audit.ids_before(detector, before, PAGE):
         held = store.held([decision_id for _, decision_id in page])
         for seq, decision_id in page:
             if decision_id in held:
-                return seq
+                return seq, decision_id
         before = page[-1][0]
-    return 0
+    return 0, None

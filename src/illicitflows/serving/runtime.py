@@ -129,8 +129,8 @@ class Runtime:
         """The callback that durably logs a batch of decisions."""
 
         def sink(decisions: list[Decision]) -> None:
-            self.audit.append([self.decision_input(scorer, d, request_id, key_id)
-                               for d in decisions])
+            self.audit.log([self.decision_input(scorer, d, request_id, key_id)
+                            for d in decisions])
 
         return sink
 
