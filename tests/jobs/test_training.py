@@ -1,20 +1,20 @@
 """Shared training steps: negative sampling keeps every positive and undoes itself by weight;
-the first stage of the transactions model is scored out of fold."""
+the risk memory's time folds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from illicitflows.jobs.risk_memory import _only_train, _time_halves
-from illicitflows.jobs.training import _sample_negatives
+from illicitflows.jobs.risk_memory import _time_folds
+from illicitflows.jobs.training import sample_negatives
 
 
 def test_negative_sampling_keeps_positives_and_reweights_negatives() -> None:
     rng = np.random.default_rng(1)
     y = (rng.random(20_000) < 0.01).astype(np.int8)
     train = np.arange(len(y)) < 15_000
-    keep, weight = _sample_negatives(train, y, 0.2, seed=0, sample_weight=None)
+    keep, weight = sample_negatives(train, y, 0.2, seed=0, sample_weight=None)
     assert not keep[~train].any()
     assert keep[train & (y == 1)].all()
     kept_negatives = (keep & (y == 0)).sum() / (train & (y == 0)).sum()
@@ -24,12 +24,9 @@ def test_negative_sampling_keeps_positives_and_reweights_negatives() -> None:
     assert abs(weight[keep & (y == 0)].sum() - expected) / expected < 0.1
 
 
-def test_first_stage_scores_each_training_half_with_a_model_of_the_other() -> None:
+def test_risk_memory_folds_are_consecutive_in_time_and_cover_the_training_rows() -> None:
     stamps = pd.Timestamp("2022-09-01") + pd.to_timedelta(np.arange(10)[::-1], unit="h")
     frame = pd.DataFrame({"timestamp": stamps})  # input order is the reverse of time order
     splits = np.array(["train"] * 6 + ["valid"] * 2 + ["test"] * 2, dtype=object)
-    (fit_early, score_late), (fit_late, score_early) = _time_halves(frame, splits)
-    assert sorted(fit_early) == sorted(score_early) == [3, 4, 5]  # the three earliest
-    assert sorted(fit_late) == sorted(score_late) == [0, 1, 2]
-    only = _only_train(splits, fit_early)
-    assert list(only) == ["unused"] * 3 + ["train"] * 3 + ["valid"] * 2 + ["test"] * 2
+    folds = _time_folds(frame, splits, 3)
+    assert [sorted(fold) for fold in folds] == [[4, 5], [2, 3], [0, 1]]  # earliest first

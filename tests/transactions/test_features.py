@@ -189,6 +189,18 @@ def test_memory_reads_only_earlier_transfers_of_either_role() -> None:
     assert features["sender_prior_risk_max"].iloc[3] == pytest.approx(0.75)  # A sent 3000
 
 
+def test_memory_summarises_scores_by_direction_recency_and_alerts() -> None:
+    # B receives 3000 (0.75) at 0 min, sends 1000 (0.5) at 60 min, then sends again at 24.5 h.
+    frame = edges([("A", "B", 0, 3000.0), ("B", "C", 60, 1000.0), ("B", "D", 24 * 60 + 30, 1.0)])
+    last = with_memory(frame, level=0.6).transform(frame).iloc[-1]
+    assert last["sender_prior_risk_max_received"] == pytest.approx(0.75)
+    assert last["sender_prior_risk_max_sent"] == pytest.approx(0.5)
+    assert last["sender_prior_risk_sum"] == pytest.approx(1.25)
+    assert last["sender_prior_risk_mean"] == pytest.approx(0.625)
+    assert last["sender_prior_risk_max_24h"] == pytest.approx(0.5)  # the 0.75 is 24.5 h old
+    assert last["sender_hours_since_alert"] == pytest.approx(24.5)
+
+
 def test_memory_forgets_transfers_older_than_its_window() -> None:
     frame = edges([("A", "B", 0, 3000.0), ("B", "C", 61, 10.0)])
     features = with_memory(frame, memory_window_h=1).transform(frame)
@@ -220,4 +232,52 @@ def test_given_scores_give_the_same_memory_as_the_attached_model() -> None:
     scores = AmountScorer().score(full)
     memory = builder.memory_features(frame, scores)
     pd.testing.assert_frame_equal(memory, full[memory.columns.tolist()])
-    assert builder.feature_names[-4:] == memory.columns.tolist()
+    assert builder.feature_names[-len(memory.columns):] == memory.columns.tolist()
+
+
+class EchoScorer:
+    """A round-2 model for tests: the sender's round-1 memory is its score."""
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        return features["sender_prior_risk_max"].fillna(0.0).to_numpy()
+
+
+def with_two_rounds(frame: pd.DataFrame, **config: object) -> TransactionFeatureBuilder:
+    builder = with_memory(frame, memory_rounds=2, **config)
+    return builder.attach_memory(EchoScorer(), 0.5)
+
+
+def test_the_second_round_reaches_one_hop_further() -> None:
+    # A -> B (risky), then B -> C: B remembers it; then C -> D: C remembers round-2 B -> C.
+    frame = edges([("A", "B", 0, 3000.0), ("B", "C", 10, 10.0), ("C", "D", 20, 10.0)])
+    features = with_two_rounds(frame).transform(frame)
+    assert features["sender_prior_risk_max"].iloc[2] == pytest.approx(10 / 1010)  # 10 USD
+    assert features["sender_prior_risk_max_r2"].iloc[2] == pytest.approx(0.75)
+    assert features["sender_prior_risk_alerts_r2"].iloc[2] == 1.0
+    assert features["sender_prior_risk_max_r2"].iloc[1] == 0.0  # A had no history
+
+
+def test_two_rounds_are_causal_and_chunk_invariant() -> None:
+    frame = random_transactions()
+    builder = with_two_rounds(frame)
+    full = builder.transform(frame)
+    assert full["receiver_prior_risk_alerts_r2"].max() > 0
+    state = builder.new_state()
+    chunks = [builder.transform(frame.iloc[i:i + 100], state) for i in range(0, len(frame), 100)]
+    pd.testing.assert_frame_equal(pd.concat(chunks), full)
+    second = [name for name in builder.feature_names if name.endswith("_r2")]
+    assert builder.round_inputs(1) == builder.feature_names[:-len(second)]
+
+
+def test_given_scores_give_each_rounds_memory() -> None:
+    frame = random_transactions(n=1000)
+    builder = with_two_rounds(frame)
+    full = builder.transform(frame)
+    second = builder.memory_features(frame, EchoScorer().score(full), stage=1)
+    pd.testing.assert_frame_equal(second, full[second.columns.tolist()])
+
+
+def test_no_more_rounds_than_configured() -> None:
+    frame = random_transactions(n=100)
+    with pytest.raises(ValueError, match="memory_rounds is 1"):
+        with_memory(frame).attach_memory(AmountScorer(), 0.5)

@@ -66,6 +66,9 @@ class TransactionsPipeline(PipelineBase):
     detector: Literal["transactions"] = "transactions"
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     baseline_model: ModelConfig | None = None
+    memory_folds: int = Field(
+        4, ge=2, le=10, description="Risk memory training: the training period is cut into "
+        "this many time folds, each remembered with the scores of a model fitted on the others.")
 
     @model_validator(mode="after")
     def _baseline_defaults(self) -> TransactionsPipeline:

@@ -1,64 +1,116 @@
-"""Training the two-stage transactions model: a first-stage model whose scores feed every
-account's risk memory, then the final model on the base features plus that memory.
+"""Training the staged transactions model: models whose scores feed every account's risk
+memory, round after round, then the final model on the base features plus every round's memory.
 
-The memory features of training rows must not come from a model that saw those rows, or the
-final model would learn to trust an over-confident memory. So the training period is cut in two
-halves by time; each half is scored by a first-stage model trained on the other (out of fold).
-Validation and test rows are scored by the first-stage model trained on the whole training
-period, which is the one the detector keeps and the service runs.
+The memory of training rows must not come from a model that saw those rows' labels, or the
+final model would learn to trust an over-confident memory. So the training period is cut into
+``memory_folds`` time folds; each fold remembers the scores of a model trained on the other
+folds (out of fold). Validation and test rows remember what the detector itself computes: the
+scores of the model trained on the whole training period, which the detector keeps, attached to
+its feature builder, and the service runs. Round r's models read the base features and the
+memory of the rounds before it.
+
+All fits of a round share one binned LightGBM training Dataset (the folds are subsets of it)
+and one validation Dataset.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import TransactionsPipeline
-from illicitflows.jobs.training import FittedModel, fit_scoring_model
+from illicitflows.jobs.training import lightgbm_params, sample_negatives
+from illicitflows.modeling.lgbm import (
+    DTYPE,
+    SCORE_CHUNK,
+    LightGBMModel,
+    fit_booster,
+    lightgbm_dataset,
+)
+from illicitflows.modeling.threshold import choose_threshold
 from illicitflows.transactions.features import TransactionFeatureBuilder
 
-UNUSED = "unused"
+
+@dataclass
+class FirstStageData:
+    """The first stage's training rows (negatives sampled) and validation rows, binned once."""
+
+    rows: np.ndarray
+    y: np.ndarray
+    train: lgb.Dataset
+    valid: lgb.Dataset
+    pipeline: TransactionsPipeline
+
+    @classmethod
+    def build(cls, features: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
+              categorical: list[str], pipeline: TransactionsPipeline) -> FirstStageData:
+        """Bin the (sampled) training rows and, on their bins, the validation rows."""
+        model = pipeline.model
+        train, weight = splits == "train", None
+        if model.negative_sample < 1.0:
+            train, weight = sample_negatives(train, y, model.negative_sample, pipeline.seed,
+                                             None)
+        rows, valid = np.flatnonzero(train), np.flatnonzero(splits == "valid")
+        params = lightgbm_params(model, y[rows], pipeline.seed)
+        train_set = lightgbm_dataset(features.iloc[rows], y[rows], params, categorical,
+                                     None if weight is None else weight[rows])
+        valid_set = lightgbm_dataset(features.iloc[valid], y[valid], params, categorical,
+                                     reference=train_set)
+        return cls(rows, y, train_set, valid_set, pipeline)
+
+    def fit(self, fit_rows: np.ndarray) -> LightGBMModel:
+        """A first-stage model on the training rows among ``fit_rows`` (frame positions)."""
+        kept = np.flatnonzero(np.isin(self.rows, fit_rows))
+        data = self.train if len(kept) == len(self.rows) else self.train.subset(kept)
+        model = self.pipeline.model
+        params = lightgbm_params(model, self.y[self.rows[kept]], self.pipeline.seed)
+        return fit_booster(params, data, self.valid, model.num_boost_round,
+                           model.early_stopping_rounds)
 
 
 def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
                     features: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
                     pipeline: TransactionsPipeline) -> pd.DataFrame:
-    """Fit the first stage on ``features`` (the base features), attach it to ``builder`` and add
-    the memory columns to ``features`` in place (no copy of the large base matrix)."""
-    scores = np.empty(len(frame))
-    for fit_rows, held_out in _time_halves(frame, splits):
-        fitted = _first_stage(features, y, _only_train(splits, fit_rows), builder, pipeline)
-        scores[held_out] = fitted.scores[held_out]
-    full = _first_stage(features, y, splits, builder, pipeline)
-    outside = splits != "train"
-    scores[outside] = full.scores[outside]
-    builder.attach_memory(full.model, full.threshold)
-    memory = builder.memory_features(frame, scores)
-    for name in memory.columns:
-        features[name] = memory[name].to_numpy()
+    """Fit every memory round on ``features`` (the base features, then the earlier rounds'
+    memory), attach each round's model to ``builder`` and add its memory columns to
+    ``features`` in place (no copy of the large base matrix)."""
+    folds = _time_folds(frame, splits, pipeline.memory_folds)
+    train = splits == "train"
+    train_rows, valid = np.flatnonzero(train), splits == "valid"
+    served_memory: dict[str, np.ndarray] = {}  # earlier rounds as the detector computes them
+    for stage in range(pipeline.features.memory_rounds):
+        data = FirstStageData.build(features, y, splits, builder.categorical_features, pipeline)
+        held_out = np.empty(len(frame))
+        for fold in folds:
+            held_out[fold] = score_rows(data.fit(np.setdiff1d(train_rows, fold)), features, fold)
+        full = data.fit(train_rows)
+        del data  # the binned Datasets
+        served = score_rows(full, features.assign(**served_memory), np.arange(len(frame)))
+        threshold = choose_threshold(y[valid], served[valid], pipeline.threshold.policy,
+                                     pipeline.threshold.budget)
+        builder.attach_memory(full, threshold)
+        remembered = builder.memory_features(frame, np.where(train, held_out, served), stage)
+        as_served = builder.memory_features(frame, served, stage)
+        for name in remembered.columns:
+            served_memory[name] = as_served[name].to_numpy(dtype=DTYPE)
+            features[name] = np.where(train, remembered[name].to_numpy(dtype=DTYPE),
+                                      served_memory[name])
     return features
 
 
-def _first_stage(features: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
-                 builder: TransactionFeatureBuilder,
-                 pipeline: TransactionsPipeline) -> FittedModel:
-    """A first-stage model on the base features (the memory columns do not exist yet)."""
-    return fit_scoring_model(features, y, splits, pipeline.model, pipeline.threshold,
-                             builder.categorical_features, pipeline.seed)
+def score_rows(model: LightGBMModel, features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Scores of the given rows of ``features``, a chunk at a time (no copy of all of them)."""
+    parts = [np.empty(0)]
+    for start in range(0, len(rows), SCORE_CHUNK):
+        parts.append(model.score(features.iloc[rows[start:start + SCORE_CHUNK]]))
+    return np.concatenate(parts)
 
 
-def _time_halves(frame: pd.DataFrame,
-                 splits: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(fit on, score) row pairs: the earlier and the later half of the training period."""
+def _time_folds(frame: pd.DataFrame, splits: np.ndarray, k: int) -> list[np.ndarray]:
+    """The training rows cut into ``k`` consecutive folds of (almost) equal size by time."""
     rows = np.flatnonzero(splits == "train")
     stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]")[rows]
-    ordered = rows[np.argsort(stamps, kind="stable")]
-    early, late = ordered[: len(ordered) // 2], ordered[len(ordered) // 2:]
-    return [(early, late), (late, early)]
-
-
-def _only_train(splits: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``splits`` with only ``rows`` left in the training split."""
-    out = np.where(splits == "train", UNUSED, splits).astype(object)
-    out[rows] = "train"
-    return out
+    return np.array_split(rows[np.argsort(stamps, kind="stable")], k)

@@ -17,6 +17,7 @@ from illicitflows.jobs.risk_memory import add_risk_memory
 from illicitflows.jobs.tracking import TrainingRecord, record_training
 from illicitflows.jobs.training import FittedModel, fit_scoring_model
 from illicitflows.modeling.detector import Detector
+from illicitflows.modeling.lgbm import DTYPE
 from illicitflows.modeling.metrics import (
     account_labels_from_transactions,
     account_pr_auc,
@@ -34,6 +35,7 @@ from illicitflows.transactions.schema import LABEL
 
 TRAIN_STEPS = 6
 GFP_NAME = "gfp+lightgbm"
+FEATURE_CHUNK = 250_000  # rows per transform call: bounds the builder's temporary arrays
 
 
 @dataclass
@@ -60,8 +62,8 @@ def evaluate(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, threshold: 
              accounts: pd.Series | None) -> dict[str, Any]:
     """Test metrics of one model: F1 at the threshold, ranking, budgets, typologies, accounts."""
     yt, st = y[test], scores[test]
-    senders = account_keys(frame["from_bank"], frame["from_account"])[test]
-    receivers = account_keys(frame["to_bank"], frame["to_account"])[test]
+    senders = account_keys(frame["from_bank"][test], frame["from_account"][test])
+    receivers = account_keys(frame["to_bank"][test], frame["to_account"][test])
     labels = accounts if accounts is not None else account_labels_from_transactions(
         senders, receivers, yt)
     metrics: dict[str, Any] = {**threshold_metrics(yt, st, threshold), **ranking_metrics(yt, st),
@@ -71,6 +73,20 @@ def evaluate(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, threshold: 
                                       recall_by_group(yt, st >= threshold,
                                                       typology.to_numpy()[test]))
     return metrics
+
+
+def build_features(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
+                   chunk: int = FEATURE_CHUNK) -> pd.DataFrame:
+    """The features of ``frame`` as one float32 matrix, transformed in time-ordered chunks that
+    share one history: the same features as one pass, with chunk-sized temporaries."""
+    order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
+    names = builder.feature_names
+    matrix = np.empty((len(frame), len(names)), dtype=DTYPE, order="F")
+    state = builder.new_state()
+    for start in range(0, len(order), chunk):
+        rows = order[start:start + chunk]
+        matrix[rows] = builder.transform(frame.iloc[rows], state)[names].to_numpy(dtype=DTYPE)
+    return pd.DataFrame(matrix, columns=names, index=frame.index, copy=False)
 
 
 def _splits(frame: pd.DataFrame, pipeline: TransactionsPipeline) -> np.ndarray:
@@ -130,7 +146,7 @@ def train_transactions(request: TrainRequest,
 
     started = time.perf_counter()
     builder = TransactionFeatureBuilder(pipeline.features).fit(frame[splits == "train"])
-    features = builder.transform(frame)
+    features = build_features(builder, frame)
     features_s = time.perf_counter() - started
     progress("features")
     if pipeline.features.risk_memory and pipeline.model.kind == "lightgbm":

@@ -4,6 +4,7 @@ choose the threshold on the validation split, score every record."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,17 +32,15 @@ def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.n
     """Train on ``train``, validate on ``valid``; labels are optional for the isolation forest."""
     train, valid = splits == "train", splits == "valid"
     if model.kind == "lightgbm" and model.negative_sample < 1.0 and y is not None:
-        train, sample_weight = _sample_negatives(train, y, model.negative_sample, seed,
-                                                 sample_weight)
+        train, sample_weight = sample_negatives(train, y, model.negative_sample, seed,
+                                                sample_weight)
     if model.kind == "isolation-forest":
         fitted = train_isolation_forest(features[train], model.params, seed)
         best = None
     else:
         if y is None:
             raise ValueError("LightGBM needs labels; use model.kind: isolation-forest without")
-        params = {"seed": seed, "num_threads": 2, **model.params,
-                  "scale_pos_weight": positive_weight(y[train], model.imbalance,
-                                                      model.max_positive_weight)}
+        params = lightgbm_params(model, y[train], seed)
         weight = None if sample_weight is None else sample_weight[train]
         fitted = train_lightgbm(features[train], y[train], features[valid], y[valid], params,
                                 categorical, model.num_boost_round, model.early_stopping_rounds,
@@ -53,8 +52,15 @@ def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.n
     return FittedModel(fitted, chosen, scores, best)
 
 
-def _sample_negatives(train: np.ndarray, y: np.ndarray, share: float, seed: int,
-                      sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def lightgbm_params(model: ModelConfig, y_train: np.ndarray, seed: int) -> dict[str, Any]:
+    """The configured LightGBM parameters with the seed, threads and positive weight."""
+    return {"seed": seed, "num_threads": 2, **model.params,
+            "scale_pos_weight": positive_weight(y_train, model.imbalance,
+                                                model.max_positive_weight)}
+
+
+def sample_negatives(train: np.ndarray, y: np.ndarray, share: float, seed: int,
+                     sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Training rows with only ``share`` of the negatives, and weights that undo the sampling."""
     keep = train & ((y == 1) | (np.random.default_rng(seed).random(len(y)) < share))
     weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)

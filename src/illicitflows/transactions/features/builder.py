@@ -5,9 +5,10 @@ rates (stored in ``usd_per_unit_``), ``transform`` only reads them. ``transform`
 optional :class:`HistoryState`; passing the same state to successive time-ordered chunks gives
 exactly the features of one pass over their concatenation.
 
-With a first-stage model attached (:meth:`TransactionFeatureBuilder.attach_memory`), every
-transfer is also scored by it and the accounts' risk memory (:mod:`.memory`) adds the
-``*_prior_risk_*`` features, in the same pass and with the same guarantees.
+With risk-memory models attached (:meth:`TransactionFeatureBuilder.attach_memory`, one per
+round), every transfer is also scored by each in turn and the accounts' risk memory
+(:mod:`.memory`) adds the ``*_prior_risk_*`` features, in the same pass and with the same
+guarantees. Round r's model reads the base features and the memory of the rounds before it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from illicitflows.transactions.features.catalog import (
     ROLE_SIDES,
     FeatureSpec,
     feature_specs,
+    memory_names,
     memory_specs,
 )
 from illicitflows.transactions.features.config import HOUR, FeatureConfig, window_label
@@ -34,13 +36,13 @@ from illicitflows.transactions.features.currency import amount_usd, implied_usd_
 from illicitflows.transactions.features.state import HistoryState
 from illicitflows.validation import LateRecordError
 
-FEATURES_VERSION = "transactions-features-3"
+FEATURES_VERSION = "transactions-features-4"
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 CHUNK = 250_000
 
 
 class RiskScorer(Protocol):
-    """A first-stage model: scores a frame of the base features."""
+    """A model feeding the risk memory: scores a frame of the features before its round."""
 
     def score(self, features: pd.DataFrame) -> np.ndarray: ...
 
@@ -52,12 +54,17 @@ class TransactionFeatureBuilder:
 
     def __init__(self, config: FeatureConfig | None = None) -> None:
         self.config = config or FeatureConfig()
-        self.memory_model: RiskScorer | None = None
-        self.memory_level = 1.0
+        self.memory_models: list[RiskScorer] = []
+        self.memory_levels: list[float] = []
 
     def attach_memory(self, model: RiskScorer, level: float) -> TransactionFeatureBuilder:
-        """Add the risk-memory features, fed by ``model``; ``level`` is its alert threshold."""
-        self.memory_model, self.memory_level = model, float(level)
+        """Add the next round of risk-memory features, fed by ``model`` (which reads
+        :meth:`round_inputs` of that round); ``level`` is its alert threshold."""
+        if len(self.memory_models) >= self.config.memory_rounds:
+            raise ValueError(f"memory_rounds is {self.config.memory_rounds}; "
+                             f"round {len(self.memory_models) + 1} cannot be attached")
+        self.memory_models.append(model)
+        self.memory_levels.append(float(level))
         for name in ("specs", "feature_names", "categorical_features"):
             self.__dict__.pop(name, None)
         return self
@@ -69,8 +76,7 @@ class TransactionFeatureBuilder:
 
     @cached_property
     def specs(self) -> list[FeatureSpec]:
-        extra = memory_specs(self.config) if self.memory_model is not None else []
-        return feature_specs(self.config) + extra
+        return feature_specs(self.config) + memory_specs(self.config, len(self.memory_models))
 
     @cached_property
     def feature_names(self) -> list[str]:
@@ -81,6 +87,11 @@ class TransactionFeatureBuilder:
         """The features a first-stage model reads (all but the risk memory)."""
         return [spec.name for spec in feature_specs(self.config)]
 
+    def round_inputs(self, stage: int) -> list[str]:
+        """The features round ``stage``'s model reads: base features and earlier rounds."""
+        return [spec.name for spec in feature_specs(self.config)
+                + memory_specs(self.config, stage)]
+
     @cached_property
     def categorical_features(self) -> list[str]:
         return [spec.name for spec in self.specs if spec.categories is not None]
@@ -88,7 +99,8 @@ class TransactionFeatureBuilder:
     def new_state(self) -> HistoryState:
         """An empty history."""
         return HistoryState(n_windows=len(self.config.windows_h),
-                            memory_depth=self.config.memory_depth)
+                            memory_depth=self.config.memory_depth,
+                            memory_rounds=self.config.memory_rounds)
 
     def scoring_state(self) -> HistoryState:
         """Where scoring starts: empty (the service's stored history supplies the past)."""
@@ -105,19 +117,23 @@ class TransactionFeatureBuilder:
         senders, receivers = self._account_ids(ordered, state)
         columns = {**self._row_features(ordered, seconds, usd),
                    **self._run_kernel(seconds, senders, receivers, usd, state, progress)}
-        if self.memory_model is not None:
-            base = pd.DataFrame({name: columns[name] for name in self.base_feature_names})
-            columns |= self._remember(seconds, senders, receivers,
-                                      self.memory_model.score(base), state)
+        for stage, model in enumerate(self.memory_models):
+            inputs = pd.DataFrame({name: columns[name] for name in self.round_inputs(stage)})
+            columns |= self._remember(stage, seconds, senders, receivers, model.score(inputs),
+                                      state)
         return _in_input_order(columns, self.feature_names, order, frame.index)
 
-    def memory_features(self, frame: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
-        """Risk-memory features of ``frame`` from given first-stage ``scores`` (input order),
-        e.g. out-of-fold scores while training the second stage."""
+    def memory_features(self, frame: pd.DataFrame, scores: np.ndarray,
+                        stage: int | None = None) -> pd.DataFrame:
+        """Round ``stage``'s (default: the latest attached) risk-memory features of ``frame``
+        from given ``scores`` (input order) instead of its model's, e.g. out-of-fold scores
+        while training."""
+        stage = len(self.memory_models) - 1 if stage is None else stage
         state = self.new_state()
         order, ordered, seconds = _time_ordered(frame)
         senders, receivers = self._account_ids(ordered, state)
-        columns = self._remember(seconds, senders, receivers, np.asarray(scores)[order], state)
+        columns = self._remember(stage, seconds, senders, receivers,
+                                 np.asarray(scores)[order], state)
         return _in_input_order(columns, list(columns), order, frame.index)
 
     @staticmethod
@@ -125,15 +141,18 @@ class TransactionFeatureBuilder:
         return (state.account_ids(_account_keys(frame["from_bank"], frame["from_account"])),
                 state.account_ids(_account_keys(frame["to_bank"], frame["to_account"])))
 
-    def _remember(self, seconds: np.ndarray, senders: np.ndarray, receivers: np.ndarray,
-                  scores: np.ndarray, state: HistoryState) -> dict[str, np.ndarray]:
+    def _remember(self, stage: int, seconds: np.ndarray, senders: np.ndarray,
+                  receivers: np.ndarray, scores: np.ndarray,
+                  state: HistoryState) -> dict[str, np.ndarray]:
+        """Read then extend round ``stage``'s memory, transfer by transfer in time order."""
         out = np.empty((len(seconds), 2 * len(memory.MEMORY_STATS)))
         a = state.arrays
         memory.remember(seconds, senders, receivers, np.asarray(scores, dtype=np.float64),
-                        int(self.config.memory_window_h * HOUR), self.memory_level,
-                        a["ring_t"], a["ring_s"], a["ring_pos"], out)
-        names = [spec.name for spec in memory_specs(self.config)]
-        return {name: out[:, j] for j, name in enumerate(names)}
+                        int(self.config.memory_window_h * HOUR),
+                        int(self.config.memory_recent_h * HOUR), self.memory_levels[stage],
+                        *(a[name][:, stage] for name in ("ring_t", "ring_s", "ring_in",
+                                                          "ring_pos")), out)
+        return {name: out[:, j] for j, name in enumerate(memory_names(self.config, stage))}
 
     def _row_features(self, frame: pd.DataFrame, seconds: np.ndarray,
                       usd: np.ndarray) -> dict[str, np.ndarray]:

@@ -174,18 +174,51 @@ def feature_specs(config: FeatureConfig) -> list[FeatureSpec]:
     return specs
 
 
-def memory_specs(config: FeatureConfig) -> list[FeatureSpec]:
-    """Risk-memory features (present when the detector has a first-stage model)."""
-    span = window_label(config.memory_window_h)
-    specs = []
-    for role in ("sender", "receiver"):
-        specs += [
-            FeatureSpec(f"{role}_prior_risk_max", PRIOR_RISK, f"highest first-stage risk score "
-                        f"of the {role}'s earlier transfers within {span}", f"the {role}'s "
-                        f"earlier transfers within {span} scored up to {{value:.2f}} risk"),
-            FeatureSpec(f"{role}_prior_risk_alerts", PRIOR_RISK, f"the {role}'s earlier "
-                        f"transfers within {span} that scored at or above the first-stage alert "
-                        f"level", f"{{value:.0f}} of the {role}'s earlier transfers within "
-                        f"{span} were themselves suspicious"),
-        ]
-    return specs
+def memory_specs(config: FeatureConfig, rounds: int) -> list[FeatureSpec]:
+    """Risk-memory features of the first ``rounds`` rounds (present when the detector has
+    models feeding the memory)."""
+    return [spec for stage in range(rounds) for spec in _round_specs(config, stage)]
+
+
+def memory_names(config: FeatureConfig, stage: int) -> list[str]:
+    """Column names of round ``stage`` (0 for the first) of the risk memory."""
+    return [spec.name for spec in _round_specs(config, stage)]
+
+
+def _round_specs(config: FeatureConfig, stage: int) -> list[FeatureSpec]:
+    """One round's memory features per role, in the kernel's order (``memory.MEMORY_STATS``)."""
+    span, recent = window_label(config.memory_window_h), window_label(config.memory_recent_h)
+    suffix = "" if stage == 0 else f"_r{stage + 1}"
+    score = "risk score" if stage == 0 else f"round-{stage + 1} risk score"
+    scored = f"{score}s"
+    seen = "" if stage == 0 else " (counting their counterparties' history)"
+    # (name, description, reason sentence); {role} and {value} are filled in later.
+    table = [
+        ("prior_risk_max", f"highest of the {scored} of the {{role}}'s earlier transfers within "
+         f"{span}", f"the {{role}}'s earlier transfers within {span} scored up to "
+         f"{{value:.2f}} risk{seen}"),
+        ("prior_risk_alerts", f"the {{role}}'s earlier transfers within {span} whose {score} "
+         f"reached the alert level", f"{{value:.0f}} of the {{role}}'s earlier transfers within "
+         f"{span} were themselves suspicious{seen}"),
+        ("prior_risk_sum", f"sum of the {scored} of the {{role}}'s earlier transfers within "
+         f"{span}", f"the {{role}}'s earlier transfers within {span} add up to {{value:.1f}} "
+         f"expected suspicious transfers{seen}"),
+        ("prior_risk_mean", f"mean of the {scored} of the {{role}}'s earlier transfers within "
+         f"{span}", f"the {{role}}'s earlier transfers within {span} scored {{value:.2f}} risk "
+         f"on average{seen}"),
+        (f"prior_risk_max_{recent}", f"highest of the {scored} of the {{role}}'s earlier "
+         f"transfers within {recent}", f"the {{role}}'s transfers of the last {recent} scored up "
+         f"to {{value:.2f}} risk{seen}"),
+        ("prior_risk_max_received", f"highest of the {scored} of the money the {{role}} "
+         f"received within {span}", f"money the {{role}} received within {span} scored up to "
+         f"{{value:.2f}} risk{seen}"),
+        ("prior_risk_max_sent", f"highest of the {scored} of the money the {{role}} sent "
+         f"within {span}", f"money the {{role}} sent within {span} scored up to {{value:.2f}} "
+         f"risk{seen}"),
+        ("hours_since_alert", f"hours since the {{role}}'s latest transfer whose {score} "
+         f"reached the alert level (within {span})", f"the {{role}} made a suspicious transfer "
+         f"{{value:.1f}} h earlier{seen}"),
+    ]
+    return [FeatureSpec(f"{role}_{name}{suffix}", PRIOR_RISK,
+                        description.replace("{role}", role), sentence.replace("{role}", role))
+            for role in ("sender", "receiver") for name, description, sentence in table]

@@ -36,10 +36,16 @@ class FeatureConfig(BaseModel):
     cycle_budget: int = Field(
         512, ge=16, le=100_000, description="Edges examined at most by one cycle search.")
     risk_memory: bool = Field(
-        True, description="Two-stage model: each account remembers the first-stage risk scores "
-                          "of its recent transfers, and the final model reads that memory.")
+        True, description="Staged model: each account remembers the risk scores of its recent "
+                          "transfers, and the next stage reads that memory.")
+    memory_rounds: int = Field(
+        1, ge=1, le=4, description="Risk memory rounds: round r's model reads the base features "
+                                   "and the memory of the rounds before it, so each round "
+                                   "reaches one hop further; the final model reads every round.")
     memory_window_h: float = Field(
         168, gt=0, description="Risk memory: how far back an account's earlier scores count.")
+    memory_recent_h: float = Field(
+        24, gt=0, description="Risk memory: the recent part of the window (its own maximum).")
     memory_depth: int = Field(
         32, ge=1, le=1024, description="Risk memory: most recent transfers kept per account.")
     usd_per_unit: dict[str, float] | None = Field(

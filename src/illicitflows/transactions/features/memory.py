@@ -1,4 +1,4 @@
-"""Risk memory: each account remembers the first-stage risk scores of its latest transfers.
+"""Risk memory: each account remembers the risk scores of its latest transfers.
 
 A laundering account rarely acts once: the earlier edges of an attempt, or an earlier attempt,
 already scored high. For every transfer, in time order, the kernel reads the sender's and the
@@ -12,41 +12,65 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: Output columns per role: highest earlier score, earlier transfers at or above the alert level.
-MEMORY_STATS = ("prior_risk_max", "prior_risk_alerts")
+#: Output columns per role, in kernel order (names and sentences: ``catalog.memory_specs``).
+MEMORY_STATS = ("max", "alerts", "sum", "mean", "max_recent", "max_received", "max_sent",
+                "hours_since_alert")
+SENT, RECEIVED = 0, 1
 
 
 @njit(cache=True)
-def _read(a, t, window, level, ring_t, ring_s, out, i, col):
-    best = -1.0
-    alerts = 0
+def _read(a, t, window, recent, level, ring_t, ring_s, ring_in, out, i, col):
+    """Summarise account ``a``'s remembered scores within ``window`` before time ``t``."""
+    best = best_recent = best_in = best_out = -1.0
+    alerts = count = 0
+    total = 0.0
+    last_alert = -1
     for k in range(ring_t.shape[1]):
         stamp = ring_t[a, k]
-        if stamp >= 0 and stamp >= t - window:
-            score = ring_s[a, k]
-            best = max(best, score)
-            alerts += score >= level
+        if stamp < 0 or stamp < t - window:
+            continue
+        score = ring_s[a, k]
+        count += 1
+        total += score
+        best = max(best, score)
+        if stamp >= t - recent:
+            best_recent = max(best_recent, score)
+        if ring_in[a, k] == RECEIVED:
+            best_in = max(best_in, score)
+        else:
+            best_out = max(best_out, score)
+        if score >= level:
+            alerts += 1
+            last_alert = max(last_alert, stamp)
     out[i, col] = best if best >= 0 else np.nan
     out[i, col + 1] = alerts
+    out[i, col + 2] = total
+    out[i, col + 3] = total / count if count > 0 else np.nan
+    out[i, col + 4] = best_recent if best_recent >= 0 else np.nan
+    out[i, col + 5] = best_in if best_in >= 0 else np.nan
+    out[i, col + 6] = best_out if best_out >= 0 else np.nan
+    out[i, col + 7] = (t - last_alert) / 3600.0 if last_alert >= 0 else np.nan
 
 
 @njit(cache=True)
-def _push(a, t, score, ring_t, ring_s, ring_pos):
+def _push(a, t, score, received, ring_t, ring_s, ring_in, ring_pos):
     k = ring_pos[a]
     ring_t[a, k] = t
     ring_s[a, k] = score
+    ring_in[a, k] = received
     ring_pos[a] = (k + 1) % ring_t.shape[1]
 
 
 @njit(cache=True)
-def remember(t, src, dst, scores, window, level, ring_t, ring_s, ring_pos, out):
-    """Fill ``out`` (n x 4: sender max, sender alerts, receiver max, receiver alerts) and add
-    each transfer's score to both accounts' memories."""
+def remember(t, src, dst, scores, window, recent, level, ring_t, ring_s, ring_in, ring_pos, out):
+    """Fill ``out`` (n x 2 * len(MEMORY_STATS): the sender's stats, then the receiver's) and
+    add each transfer's score to both accounts' memories."""
+    width = out.shape[1] // 2
     for i in range(t.shape[0]):
         s = src[i]
         r = dst[i]
-        _read(s, t[i], window, level, ring_t, ring_s, out, i, 0)
-        _read(r, t[i], window, level, ring_t, ring_s, out, i, 2)
-        _push(s, t[i], scores[i], ring_t, ring_s, ring_pos)
+        _read(s, t[i], window, recent, level, ring_t, ring_s, ring_in, out, i, 0)
+        _read(r, t[i], window, recent, level, ring_t, ring_s, ring_in, out, i, width)
+        _push(s, t[i], scores[i], SENT, ring_t, ring_s, ring_in, ring_pos)
         if r != s:
-            _push(r, t[i], scores[i], ring_t, ring_s, ring_pos)
+            _push(r, t[i], scores[i], RECEIVED, ring_t, ring_s, ring_in, ring_pos)

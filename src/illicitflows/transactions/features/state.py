@@ -16,11 +16,13 @@ EDGE_ARRAYS = {"e_t": np.int64, "e_src": np.int64, "e_dst": np.int64, "e_amt": n
                "e_near": np.int64, "e_log": np.int64, "e_chain": np.int64, "prev_out": np.int64,
                "next_out": np.int64, "prev_in": np.int64, "next_in": np.int64}
 ACCOUNT_ARRAYS = {"head_out": np.int64, "head_in": np.int64, "stamp_a": np.int64,
-                  "stamp_b": np.int64, "stamp_c": np.int64, "ring_pos": np.int64}
+                  "stamp_b": np.int64, "stamp_c": np.int64}
 WINDOW_ARRAYS = {"tail": np.int64, "cnt": np.int64, "tot": np.int64, "near": np.int64,
                  "distinct": np.int64, "lsum": np.int64, "lsq": np.int64, "tsum": np.int64}
-#: Risk memory rings (time, score) per account: :mod:`~illicitflows.transactions.features.memory`.
-RING_ARRAYS = {"ring_t": np.int64, "ring_s": np.float64}
+#: Risk memory rings (time, score, received or sent) per account and round, and each ring's
+#: next slot: :mod:`~illicitflows.transactions.features.memory`.
+RING_ARRAYS = {"ring_t": np.int64, "ring_s": np.float64, "ring_in": np.int8}
+RING_POSITION = "ring_pos"
 #: Arrays whose empty slots hold -1 (no edge / no entry); the others start at 0.
 LINKS = {"prev_out", "next_out", "prev_in", "next_in", "head_out", "head_in", "tail", "ring_t"}
 
@@ -35,6 +37,7 @@ class HistoryState:
 
     n_windows: int
     memory_depth: int = 32
+    memory_rounds: int = 1
     accounts: dict[str, int] = field(default_factory=dict)
     n_edges: int = 0
     last_time: int | None = None
@@ -80,9 +83,11 @@ class HistoryState:
         for name, dtype in WINDOW_ARRAYS.items():
             self.arrays[name] = _grown(self.arrays.get(name), (size, 2, self.n_windows), dtype,
                                        name in LINKS)
+        rings = (size, self.memory_rounds, self.memory_depth)
         for name, dtype in RING_ARRAYS.items():
-            self.arrays[name] = _grown(self.arrays.get(name), (size, self.memory_depth), dtype,
-                                       name in LINKS)
+            self.arrays[name] = _grown(self.arrays.get(name), rings, dtype, name in LINKS)
+        self.arrays[RING_POSITION] = _grown(self.arrays.get(RING_POSITION),
+                                            (size, self.memory_rounds), np.int64, False)
 
 
 def _grown(old: np.ndarray | None, shape: tuple[int, ...], dtype: type, link: bool) -> np.ndarray:
