@@ -7,6 +7,7 @@ matrix takes half the memory). Large frames are scored in row chunks.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -30,7 +31,7 @@ class LightGBMModel:
     def __init__(self, booster: lgb.Booster) -> None:
         self.booster = booster
 
-    @property
+    @cached_property
     def feature_names(self) -> list[str]:
         return list(self.booster.feature_name())
 
