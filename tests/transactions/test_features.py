@@ -230,7 +230,7 @@ def test_given_scores_give_the_same_memory_as_the_attached_model() -> None:
     builder = with_memory(frame)
     full = builder.transform(frame)
     scores = AmountScorer().score(full)
-    memory = builder.memory_features(frame, scores)
+    memory = builder.memory_features(frame, scores, stage=0)
     pd.testing.assert_frame_equal(memory, full[memory.columns.tolist()])
     assert builder.feature_names[-len(memory.columns):] == memory.columns.tolist()
 

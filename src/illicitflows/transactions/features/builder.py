@@ -82,15 +82,20 @@ class TransactionFeatureBuilder:
     def feature_names(self) -> list[str]:
         return [spec.name for spec in self.specs]
 
-    @property
-    def base_feature_names(self) -> list[str]:
-        """The features a first-stage model reads (all but the risk memory)."""
-        return [spec.name for spec in feature_specs(self.config)]
-
     def round_inputs(self, stage: int) -> list[str]:
         """The features round ``stage``'s model reads: base features and earlier rounds."""
-        return [spec.name for spec in feature_specs(self.config)
-                + memory_specs(self.config, stage)]
+        return self._inputs_by_round[stage]
+
+    @cached_property
+    def _inputs_by_round(self) -> list[list[str]]:
+        """:meth:`round_inputs` of every configured round, named once (transform reads them
+        on every call, one-record service requests included)."""
+        names = [spec.name for spec in feature_specs(self.config)]
+        inputs = []
+        for stage in range(self.config.memory_rounds):
+            inputs.append(list(names))
+            names += memory_names(self.config, stage)
+        return inputs
 
     @cached_property
     def categorical_features(self) -> list[str]:
@@ -124,11 +129,9 @@ class TransactionFeatureBuilder:
         return _in_input_order(columns, self.feature_names, order, frame.index)
 
     def memory_features(self, frame: pd.DataFrame, scores: np.ndarray,
-                        stage: int | None = None) -> pd.DataFrame:
-        """Round ``stage``'s (default: the latest attached) risk-memory features of ``frame``
-        from given ``scores`` (input order) instead of its model's, e.g. out-of-fold scores
-        while training."""
-        stage = len(self.memory_models) - 1 if stage is None else stage
+                        stage: int) -> pd.DataFrame:
+        """Round ``stage``'s risk-memory features of ``frame`` from given ``scores`` (input
+        order) instead of its model's, e.g. out-of-fold scores while training."""
         state = self.new_state()
         order, ordered, seconds = _time_ordered(frame)
         senders, receivers = self._account_ids(ordered, state)
