@@ -24,6 +24,19 @@ def history_ids(store: HistoryStore) -> list[str]:
                                        .order_by(store.table.c.seq)).scalars())
 
 
+def restart_and_score_the_rest(tmp_path, transactions, records, start: int, history: list[str],
+                               tx_detector, tx_model) -> Runtime:
+    """The service starts again with ``history`` recovered, scores ``records[start:]`` as the
+    offline path scores them, and is returned."""
+    after = Runtime(settings(tmp_path))
+    restarted = after.add_scorer(tx_detector, tx_model)
+    assert history_ids(restarted.store) == history
+    rest = restarted.score(records[start:], after.audit_sink(restarted, f"request-{start}", None))
+    offline = tx_detector.score(transactions.iloc[:len(records)])["score"].to_numpy()[start:]
+    np.testing.assert_allclose([d.score for d in rest.decisions], offline, rtol=0, atol=1e-9)
+    return after
+
+
 def test_history_is_rebuildable_state_the_audit_log_is_durable(tmp_path) -> None:
     runtime = Runtime(settings(tmp_path))
     store = HistoryStore(runtime.history_url(), "transactions")
@@ -50,12 +63,8 @@ def test_lost_history_rows_are_restored_from_the_audit_log_at_start(
         connection.execute(sa.delete(store.table).where(store.table.c.decision_id.in_(lost)))
     assert history_ids(store) == logged[:400]
 
-    after = Runtime(settings(tmp_path))  # the service starts again
-    restarted = after.add_scorer(tx_detector, tx_model)
-    assert history_ids(restarted.store) == logged
-    tail = restarted.score(records[1000:], after.audit_sink(restarted, "request-1000", None))
-    offline = tx_detector.score(transactions.iloc[:1500])["score"].to_numpy()[1000:]
-    np.testing.assert_allclose([d.score for d in tail.decisions], offline, rtol=0, atol=1e-9)
+    after = restart_and_score_the_rest(tmp_path, transactions, records, 1000, logged,
+                                       tx_detector, tx_model)
 
     monkeypatch.setattr(replay_module, "load_detector", lambda domain, ref: (tx_detector, None))
     report = replay_module.replay_decision(lost[-1], after.audit, after.history_url())
@@ -92,9 +101,5 @@ def test_history_rows_of_a_request_that_crashed_before_its_audit_commit_are_drop
         scorer.score(records[400:], crash)
     assert len(history_ids(scorer.store)) == 600
 
-    after = Runtime(settings(tmp_path))  # the service starts again
-    restarted = after.add_scorer(tx_detector, tx_model)
-    assert history_ids(restarted.store) == logged
-    retried = restarted.score(records[400:], after.audit_sink(restarted, "request-1", None))
-    offline = tx_detector.score(transactions.iloc[:600])["score"].to_numpy()[400:]
-    np.testing.assert_allclose([d.score for d in retried.decisions], offline, rtol=0, atol=1e-9)
+    restart_and_score_the_rest(tmp_path, transactions, records, 400, logged, tx_detector,
+                               tx_model)  # the request is retried
