@@ -80,11 +80,12 @@ def test_ready_only_when_both_detectors_are_loaded(server) -> None:
     wait_until(lambda: httpx.get(f"{BASE}/v1/models", headers=auditor).json() != [])
     assert httpx.get(f"{BASE}/readyz").status_code != 200  # trade champion still missing
     register_champion(server["trade"], server["uri"])
-    runtime_reload = httpx.post(f"{BASE}/v1/admin/reload", headers={
-        "Authorization": f"Bearer {server['keys']['admin']}"})
+    runtime_reload = httpx.post(f"{BASE}/v1/admin/reload", timeout=120, headers={
+        "Authorization": f"Bearer {server['keys']['admin']}"})  # loads both models: slow under load
     assert runtime_reload.status_code == 200, runtime_reload.text
     wait_until(lambda: httpx.get(f"{BASE}/readyz").status_code == 200)
-    models = {m["detector"]: m for m in httpx.get(f"{BASE}/v1/models", headers=auditor).json()}
+    models = {m["detector"]: m
+              for m in httpx.get(f"{BASE}/v1/models", headers=auditor, timeout=60).json()}
     assert set(models) == {"transactions", "trade"}
     assert models["trade"]["version"] == "1"
 
