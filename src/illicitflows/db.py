@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -89,10 +89,21 @@ def insert_rows(connection: Connection, table: sa.Table, rows: list[dict[str, An
     if connection.dialect.name != "sqlite":
         connection.execute(table.insert(), rows)
         return
-    names = list(rows[0])
+    names = tuple(rows[0])
+    insert_tuples(connection, table, names, [tuple(row[name] for name in names) for row in rows])
+
+
+def insert_tuples(connection: Connection, table: sa.Table, names: Sequence[str],
+                  rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows``, tuples of plain values of the columns ``names``, in one statement."""
+    if not rows:
+        return
+    if connection.dialect.name != "sqlite":
+        connection.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
+        return
     sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
            f"VALUES ({', '.join('?' * len(names))})")
-    connection.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in rows])
+    connection.exec_driver_sql(sql, rows)
 
 
 def checkpoint(engine: Engine) -> tuple[int, int, int]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from illicitflows.validation import (
 )
 
 MAX_RECORDS = 10_000  # the API's default request limit
-_DIGITS = re.compile(r"\d+")
+_TEXT_TYPES = frozenset({str, type(None)})
 #: ISO times to the second that are within datetime64[ns] (1678-2261) and whose fields are in
 #: range; numpy rejects the few left that are not dates (31 February) and pandas reads those.
 _ISO_SECONDS = re.compile(r"(?:1(?:6(?:7[89]|[89]\d)|[7-9]\d\d)|2(?:[01]\d\d|2[0-5]\d|26[01]))"
@@ -63,8 +64,7 @@ def convert_records(schema: RecordSchema, records: Records) -> tuple[
         dict[str, Converted], dict[str, np.ndarray]] | None:
     """Each field's converted values and the raw values its issues quote, or None when the
     records are not up to :data:`MAX_RECORDS` of plain JSON values of the schema's fields."""
-    names = set(schema.columns)
-    if len(records) > MAX_RECORDS or any(key not in names for r in records for key in r):
+    if len(records) > MAX_RECORDS or not set(schema.columns).issuperset(chain(*records)):
         return None
     converted, shown = {}, {}
     for f in schema.fields:
@@ -78,16 +78,13 @@ def convert_records(schema: RecordSchema, records: Records) -> tuple[
 
 
 def _text(f: Field, values: list[Any]) -> Converted | None:
-    typed: list[Any] = []
-    for value in values:
-        if value is not None and type(value) is not str:
-            return None
-        text = (value or "").strip()
-        if f.pad_digits and _DIGITS.fullmatch(text):
-            text = text.zfill(f.pad_digits)
-        typed.append(text or pd.NA)
-    return Converted(np.array(typed, dtype=object),
-                     np.array([t is pd.NA for t in typed], dtype=bool))
+    if not set(map(type, values)) <= _TEXT_TYPES:
+        return None
+    texts = [value.strip() if value else "" for value in values]
+    if f.pad_digits:  # str.isdecimal: what the pattern \d+ matches in full
+        texts = [text.zfill(f.pad_digits) if text.isdecimal() else text for text in texts]
+    return Converted(np.array([text or pd.NA for text in texts], dtype=object),
+                     np.array([not text for text in texts], dtype=bool))
 
 
 def _number(_: Field, values: list[Any]) -> Converted | None:

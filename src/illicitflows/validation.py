@@ -274,10 +274,9 @@ def _field_issues(f: Field, converted: Converted,
     issues = [_issues(blank, f.name, MISSING, shown, "error")] if f.required else []
     if f.kind == "text":
         if f.allowed is not None:
-            unknown = np.fromiter((not b and v not in f.allowed for v, b in zip(values, blank,
-                                                                                   strict=True)),
-                                  dtype=bool, count=len(values))
-            issues.append(_issues(unknown, f.name, f.unknown_reason, shown, "error"))
+            known = np.fromiter(map(f.allowed.__contains__, values), dtype=bool,
+                                count=len(values))
+            issues.append(_issues(~blank & ~known, f.name, f.unknown_reason, shown, "error"))
         return issues
     if f.kind == "timestamp":
         issues.append(_issues(~blank & np.isnat(values), f.name, UNPARSEABLE, shown, "error"))

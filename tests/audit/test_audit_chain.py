@@ -8,8 +8,20 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from illicitflows.audit.canonical import canonical_json, dumps, jsonable, sha256_hex
-from illicitflows.audit.chain import GENESIS_HASH, HASHED_FIELDS, ChainWalker, row_hash
+from illicitflows.audit.canonical import (
+    canonical_json,
+    dumps,
+    dumps_records,
+    jsonable,
+    sha256_hex,
+)
+from illicitflows.audit.chain import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    ChainWalker,
+    chain_rows,
+    row_hash,
+)
 
 
 def test_canonical_json_is_sorted_and_compact() -> None:
@@ -72,3 +84,51 @@ def test_walker_accepts_a_good_chain_and_stops_at_the_first_break() -> None:
     assert "seq gap" in walker.problem(rows[2])
     assert "prev_hash" in walker.problem({**rows[2], "seq": 2})
     assert walker.checked == 1
+
+
+def test_chain_rows_gives_the_hashes_of_row_hash_in_order() -> None:
+    """Shared objects are encoded once, equal but distinct ones (0.0 and -0.0 too) each time:
+    the hashes are those of row_hash, whichever fields vary."""
+    shared = {"key_id": "k%s{1}", "detector": "transactions", "threshold": 0.5,
+              "created_at": "2026-01-01T00:00:00.000000+00:00"}
+    expected = chain(6)
+    for i, row in enumerate(expected):
+        row.update(shared, score=[0.0, -0.0][i % 2], flagged=i % 3 == 0,
+                   explanation=None if i % 2 else '{"x":"%d"}', run_id=float(i > 2))
+    prev = GENESIS_HASH
+    for row in expected:
+        row["prev_hash"], row["row_hash"] = prev, row_hash(prev, row)
+        prev = row["row_hash"]
+    for rows in (expected, expected[:1], [expected[0], {**expected[0]}]):
+        linked = [{k: v for k, v in row.items() if k not in ("prev_hash", "row_hash")}
+                  for row in rows]
+        last = chain_rows(rows[0]["prev_hash"], linked)
+        assert [(r["prev_hash"], r["row_hash"]) for r in linked] == \
+            [(r["prev_hash"], row_hash(r["prev_hash"], r)) for r in linked]
+        assert last == linked[-1]["row_hash"]
+    assert chain_rows("a" * 64, []) == "a" * 64
+    linked = [{k: v for k, v in row.items() if k != "row_hash"} for row in expected]
+    chain_rows(GENESIS_HASH, linked)
+    assert [r["row_hash"] for r in linked] == [r["row_hash"] for r in expected]
+
+
+ODD_VALUES = [None, True, False, 0, -7, 2**70, 0.1, -0.0, 1e-7, 1e16, 1e22, 2.5, "", "plain",
+              "é\u2028\"\\\n", "100%", '{"a":[1,2.5]}', "\udcff"]
+
+
+def test_dumps_records_writes_what_dumps_writes_for_each_record() -> None:
+    """Column by column for plain records sharing their keys; one by one otherwise (NaN,
+    numpy values, times, nested values, other keys or key orders, no keys)."""
+    rng = np.random.default_rng(3)
+    names = ["b", "a%s", "é", "c"]
+    plain = [{name: ODD_VALUES[rng.integers(len(ODD_VALUES))] for name in names}
+             for _ in range(300)]
+    plain += [{name: value for name in names} for value in ODD_VALUES]  # one type per column
+    others = [[*plain[:3], {"x": 1}], [*plain[:3], dict(reversed(plain[3].items()))],
+              [*plain[:3], {**plain[3], "c": float("nan")}],
+              [*plain[:3], {**plain[3], "c": np.float64(1.5)}],
+              [*plain[:3], {**plain[3], "c": datetime(2022, 9, 1)}],
+              [*plain[:3], {**plain[3], "c": [1, {"z": 2}]}], [{1: "x"}, {1: "y"}],
+              [{}, {}], []]
+    for records in [plain, plain[:1], *others]:
+        assert dumps_records(records) == [dumps(jsonable(r)) for r in records]

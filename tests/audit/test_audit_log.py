@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from illicitflows.audit import AuditLog, DecisionInput
+from illicitflows.audit import AuditLog, DecisionBatch, DecisionInput
 from illicitflows.audit.canonical import canonical_json, sha256_hex
 from illicitflows.audit.chain import GENESIS_HASH, row_hash
 from illicitflows.audit.schema import chain_head, decisions, metadata
@@ -116,6 +116,56 @@ def test_rejects_bad_input() -> None:
         decision(detector="crypto")
     with pytest.raises(ValueError, match="finite"):
         decision(score=float("nan"))
+
+
+def batch_of(inputs: list[DecisionInput], **overrides) -> DecisionBatch:
+    """The inputs (one request: shared fields from the first) as a :class:`DecisionBatch`."""
+    first = inputs[0]
+    fields = {name: getattr(first, name) for name in (
+        "request_id", "detector", "model_name", "model_version", "threshold", "key_id",
+        "run_id", "features_version")}
+    fields.update(decision_ids=[d.decision_id for d in inputs],
+                  records=[d.record for d in inputs], scores=[d.score for d in inputs],
+                  flagged=[d.flagged for d in inputs],
+                  explanations=[d.explanation for d in inputs])
+    return DecisionBatch(**{**fields, **overrides})
+
+
+def test_a_batch_logs_the_rows_of_its_decisions_one_by_one(tmp_path, log: AuditLog) -> None:
+    """log_batch and append of the same decisions store the same rows; both chain."""
+    inputs = [decision(i, request_id="req", decision_id=str(uuid.uuid4())) for i in range(12)]
+    inputs[4] = decision(4, request_id="req", decision_id=str(uuid.uuid4()),
+                         record={"amount": np.float64(-0.0), "missing": float("nan"), "n": 3})
+    single = AuditLog(f"sqlite:///{tmp_path / 'one_by_one.db'}")
+    single.append(inputs[:2])
+    log.append(inputs[:2])
+    single.append(inputs[2:])
+    log.log_batch(batch_of(inputs[2:]))
+    skipped = {"created_at", "prev_hash", "row_hash"}
+    assert [{k: v for k, v in vars_of(d).items() if k not in skipped}
+            for d in log.query(page_size=100).items] == \
+        [{k: v for k, v in vars_of(d).items() if k not in skipped}
+         for d in single.query(page_size=100).items]
+    assert log.verify().ok and log.verify().checked == 12
+    single.close()
+
+
+def vars_of(stored) -> dict:
+    return {name: getattr(stored, name) for name in stored.__dataclass_fields__}
+
+
+def test_a_batch_rejects_bad_input() -> None:
+    inputs = [decision(i, decision_id=str(uuid.uuid4())) for i in range(3)]
+    with pytest.raises(ValueError, match="one record, score, flag"):
+        batch_of(inputs, scores=[0.1, 0.2])
+    with pytest.raises(ValueError, match="decision_id"):
+        batch_of(inputs, decision_ids=["not-a-uuid", *batch_of(inputs).decision_ids[1:]])
+    with pytest.raises(ValueError, match="detector"):
+        batch_of(inputs, detector="crypto")
+    with pytest.raises(ValueError, match="finite"):
+        batch_of(inputs, scores=[0.1, float("inf"), 0.2])
+    with pytest.raises(ValueError, match="finite"):
+        batch_of(inputs, threshold=float("nan"))
 
 
 def test_sqlite_is_durable_wal(url: str, log: AuditLog) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import prometheus_client
 import pytest
 from fastapi.testclient import TestClient
@@ -160,3 +162,18 @@ def test_streaming_through_the_api_matches_one_request_and_offline(
     offline = detector.score(transactions.iloc[:1000])["score"].to_numpy()
     assert max(abs(a - b["score"]) for a, b in zip(streamed, single, strict=True)) <= 1e-9
     assert max(abs(a - b) for a, b in zip(streamed, offline, strict=True)) <= 1e-9
+
+
+def test_loading_freezes_what_is_loaded_out_of_the_collector(tmp_path) -> None:
+    settings = Settings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                        history_url=f"sqlite:///{tmp_path / 'history.db'}",
+                        audit_url=f"sqlite:///{tmp_path / 'audit.db'}",
+                        keys_url=f"sqlite:///{tmp_path / 'keys.db'}")
+    runtime = Runtime(settings)
+    gc.unfreeze()
+    try:
+        runtime.load()  # an empty registry: nothing to serve, the rest is loaded all the same
+        assert set(runtime.problems) == {"transactions", "trade"}
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from json.encoder import encode_basestring_ascii
+from operator import itemgetter
 from typing import Any
 
 from illicitflows.audit.canonical import dumps, sha256_hex
@@ -44,6 +45,42 @@ def _value(value: Any) -> str:
     if kind is float and math.isfinite(value):
         return float.__repr__(value)
     return dumps(value)
+
+
+def chain_rows(prev_hash: str, rows: Sequence[MutableMapping[str, Any]]) -> str:
+    """Link ``rows`` (each holding every hashed field) in order after ``prev_hash``: set each
+    row's ``prev_hash`` and ``row_hash`` (the hashes of :func:`row_hash`); returns the last.
+    A field holding the same object in every row (a request's model, key, time ...) is
+    encoded once for all of them."""
+    for row, body in zip(rows, _bodies(rows), strict=True):
+        row["prev_hash"] = prev_hash
+        prev_hash = row["row_hash"] = hashlib.sha256((prev_hash + body).encode()).hexdigest()
+    return prev_hash
+
+
+def _bodies(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The canonical JSON of each row's hashed fields, written field by field."""
+    if not rows:
+        return []
+    template, varying = _template(rows)
+    if not varying:
+        return [template % ()] * len(rows)
+    columns = [list(map(_value, map(itemgetter(name), rows))) for name in varying]
+    return [template % values for values in zip(*columns, strict=True)]
+
+
+def _template(rows: Sequence[Mapping[str, Any]]) -> tuple[str, tuple[str, ...]]:
+    """The canonical JSON of the hashed fields as a %-format, with ``%s`` for each field
+    whose object differs between rows, and the names of those fields in order."""
+    first, parts, varying = rows[0], [], []
+    for name, key in _KEYS:
+        value = first[name]
+        if all(row[name] is value for row in rows):
+            parts.append(key + _value(value).replace("%", "%%"))
+        else:
+            parts.append(key + "%s")
+            varying.append(name)
+    return "{" + ",".join(parts) + "}", tuple(varying)
 
 
 class ChainWalker:

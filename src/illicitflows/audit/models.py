@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -36,12 +36,52 @@ class DecisionInput:
     decision_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.detector not in DETECTORS:
-            raise ValueError(f"detector must be one of {sorted(DETECTORS)}, got {self.detector!r}")
-        if not (math.isfinite(self.score) and math.isfinite(self.threshold)):
-            raise ValueError("score and threshold must be finite numbers")
-        if self.decision_id is not None and not _is_uuid_text(self.decision_id):
-            raise ValueError(f"decision_id must be lowercase uuid text, got {self.decision_id!r}")
+        _check(self.detector, [self.score], self.threshold,
+               [] if self.decision_id is None else [self.decision_id])
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionBatch:
+    """The decisions of one request by one model, field by field: what they share once, the
+    rest one entry per decision (the scoring path logs these: no object per decision).
+
+    ``records`` are the raw input records as the scorer saw them; ``decision_ids`` canonical
+    uuid text.
+    """
+
+    request_id: str
+    detector: Detector
+    model_name: str
+    model_version: str
+    threshold: float
+    decision_ids: Sequence[str]
+    records: Sequence[Mapping[str, Any]]
+    scores: Sequence[float]
+    flagged: Sequence[bool]
+    explanations: Sequence[Mapping[str, Any] | None]
+    key_id: str | None = None
+    run_id: str | None = None
+    features_version: str | None = None
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.records), len(self.scores), len(self.flagged), len(self.explanations)}
+        if sizes != {len(self.decision_ids)}:
+            raise ValueError("a batch needs one record, score, flag and explanation per "
+                             f"decision id: sizes {sorted(sizes)} for "
+                             f"{len(self.decision_ids)} id(s)")
+        _check(self.detector, self.scores, self.threshold, self.decision_ids)
+
+
+def _check(detector: str, scores: Sequence[float], threshold: float,
+           decision_ids: Sequence[str]) -> None:
+    """Reject an unknown detector, a non-finite score or threshold, a malformed decision id."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {sorted(DETECTORS)}, got {detector!r}")
+    if not (math.isfinite(threshold) and all(map(math.isfinite, scores))):
+        raise ValueError("score and threshold must be finite numbers")
+    for decision_id in decision_ids:
+        if not _is_uuid_text(decision_id):
+            raise ValueError(f"decision_id must be lowercase uuid text, got {decision_id!r}")
 
 
 def _is_uuid_text(text: str) -> bool:

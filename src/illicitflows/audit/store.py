@@ -11,9 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
-from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
-from illicitflows.audit.chain import ChainWalker, row_hash
-from illicitflows.audit.models import DecisionInput, Page, StoredDecision, VerifyReport
+from illicitflows.audit.canonical import dumps, dumps_records, jsonable, sha256_hex
+from illicitflows.audit.chain import ChainWalker, chain_rows
+from illicitflows.audit.models import (
+    DecisionBatch,
+    DecisionInput,
+    Page,
+    StoredDecision,
+    VerifyReport,
+)
 from illicitflows.audit.schema import HEAD_ID, chain_head, create_schema, decisions
 from illicitflows.db import insert_rows, make_engine, sqlite_url, write_transaction
 from illicitflows.settings import data_dir
@@ -64,26 +70,35 @@ class AuditLog:
         return [_stored(row, plain) for row, plain in prepared]
 
     def log(self, inputs: Sequence[DecisionInput]) -> None:
-        """:meth:`append` without building the stored decisions (the scoring path)."""
+        """:meth:`append` without building the stored decisions."""
         self._write(inputs)
+
+    def log_batch(self, batch: DecisionBatch) -> None:
+        """Log a request's decisions, given field by field, in one committed transaction, in
+        order (the scoring path: the same rows as :meth:`log` of one input per decision)."""
+        self._insert(_batch_rows(batch))
 
     def _write(self, inputs: Sequence[DecisionInput]) -> list[tuple[dict[str, Any],
                                                                     dict[str, Any]]]:
         """Chain and insert the decisions' rows, committed; returns them with their data."""
         prepared = [_prepare(decision) for decision in inputs]
-        if not prepared:
-            return []
+        self._insert([row for row, _ in prepared])
+        return prepared
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """Number, time and chain ``rows`` (each missing only those fields) after the head,
+        insert them and move the head, in one committed transaction."""
+        if not rows:
+            return
         with write_transaction(self._engine) as connection:
             head = connection.execute(_LOCK_HEAD).one()
             created_at = utc_iso(datetime.now(UTC))
-            prev_hash, seq = head.row_hash, head.seq
-            for row, _ in prepared:
-                seq += 1
-                row.update(seq=seq, created_at=created_at, prev_hash=prev_hash)
-                row["row_hash"] = prev_hash = row_hash(prev_hash, row)
-            insert_rows(connection, decisions, [row for row, _ in prepared])
-            connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
-        return prepared
+            for seq, row in enumerate(rows, head.seq + 1):
+                row["seq"], row["created_at"] = seq, created_at
+            last_hash = chain_rows(head.row_hash, rows)
+            insert_rows(connection, decisions, rows)
+            connection.execute(_MOVE_HEAD, {"new_seq": head.seq + len(rows),
+                                            "new_hash": last_hash})
 
     def get(self, decision_id: str) -> StoredDecision | None:
         """The decision with this id, or None."""
@@ -196,6 +211,23 @@ def _prepare(decision: DecisionInput) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     row["record_sha256"] = sha256_hex(row["record"])
     return row, {"record": record, "explanation": explanation}
+
+
+def _batch_rows(batch: DecisionBatch) -> list[dict[str, Any]]:
+    """The rows of a batch's decisions, less their chain fields, as :func:`_prepare` makes
+    them; the shared fields are the same objects in every row."""
+    shared = {"request_id": batch.request_id, "key_id": batch.key_id, "detector": batch.detector,
+              "model_name": batch.model_name, "model_version": batch.model_version,
+              "run_id": batch.run_id, "features_version": batch.features_version,
+              "threshold": float(batch.threshold)}
+    records = dumps_records(batch.records)
+    explanations = [None if e is None else dumps(jsonable(e)) for e in batch.explanations]
+    return [{"decision_id": decision_id, **shared, "record": record,
+             "score": float(score), "flagged": bool(flagged), "explanation": explanation,
+             "record_sha256": sha256_hex(record)}
+            for decision_id, record, score, flagged, explanation in zip(
+                batch.decision_ids, records, batch.scores, batch.flagged, explanations,
+                strict=True)]
 
 
 def _stored(row: dict[str, Any], data: dict[str, Any]) -> StoredDecision:

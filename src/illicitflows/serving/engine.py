@@ -5,10 +5,10 @@ anything is returned. The HTTP service, offline scoring and tests all call this.
 from __future__ import annotations
 
 import threading
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.record_validation import parse_records
 from illicitflows.serving.history import HistoryStore
+from illicitflows.serving.ids import uuid4_texts
 from illicitflows.serving.networks import suspected_networks
 from illicitflows.serving.rollups import roll_up
 from illicitflows.validation import LateRecordError, ValidationResult
@@ -119,19 +120,23 @@ class Scorer(ABC):
         """Typed canonical records (a new id where one is missing), or :class:`InputError`
         listing every bad record."""
         known = set(self.domain.schema.columns)
+        if known.issuperset(chain(*records)):
+            return _accepted(parse_records(self.domain.schema, self._with_ids(records)))
         unknown = [{"index": i, "field": key, "reason": "unknown field"}
                    for i, record in enumerate(records) for key, value in record.items()
                    if key not in known and not _is_null(value)]
-        canonical = [self._with_id(record, known) for record in records]
-        return _accepted(parse_records(self.domain.schema, canonical), unknown)
+        canonical = [{key: value for key, value in record.items() if key in known}
+                     for record in records]
+        return _accepted(parse_records(self.domain.schema, self._with_ids(canonical)), unknown)
 
-    def _with_id(self, record: dict[str, Any], known: set[str]) -> dict[str, Any]:
-        """The record's schema fields, with a new id when it has none."""
-        if not record.keys() <= known:
-            record = {key: value for key, value in record.items() if key in known}
-        if _is_null(record.get(self.id_column)):
-            record = {**record, self.id_column: str(uuid.uuid4())}
-        return record
+    def _with_ids(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records, with a new id (made in bulk) in a copy of each that has none."""
+        canonical = list(records)
+        missing = [i for i, record in enumerate(canonical)
+                   if _is_null(record.get(self.id_column))]
+        for i, new_id in zip(missing, uuid4_texts(len(missing)), strict=True):
+            canonical[i] = {**canonical[i], self.id_column: new_id}
+        return canonical
 
     def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
               top_k: int = DEFAULT_TOP_K) -> ScoredBatch:
@@ -156,9 +161,10 @@ class Scorer(ABC):
         for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
             explanations[position] = item
         records = record_dicts(frame)
-        decisions = [Decision(str(uuid.uuid4()), str(rec[self.id_column]), rec, float(s),
-                              threshold, bool(f), e)
-                     for rec, s, f, e in zip(records, scores, flagged, explanations, strict=True)]
+        decisions = [Decision(decision_id, str(rec[self.id_column]), rec, s, threshold, f, e)
+                     for decision_id, rec, s, f, e in zip(
+                         uuid4_texts(len(records)), records, scores.tolist(), flagged.tolist(),
+                         explanations, strict=True)]
         seqs = self.store.append(records, [d.record_id for d in decisions],
                                  [d.decision_id for d in decisions],
                                  [rec[self.time_column] for rec in records],
@@ -261,8 +267,27 @@ def record_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a canonical frame as plain JSON-ready dicts (the audit log's canonical values),
     converted column by column (a third faster than row by row)."""
     names = list(frame.columns)
-    columns = [jsonable(frame[name].tolist()) for name in names]
+    columns = [_plain_column(frame[name]) for name in names]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _plain_column(column: pd.Series) -> list[Any]:
+    """:func:`jsonable` of a column's values; float and whole-second time columns converted
+    by numpy (the same values: non-finite floats and NaT become None, times ISO 8601)."""
+    if not isinstance(column.dtype, np.dtype):  # nullable and time zone aware ones
+        return jsonable(column.tolist())
+    values = column.to_numpy()
+    if values.dtype == np.float64:
+        plain = values.tolist()
+        for i in np.flatnonzero(~np.isfinite(values)).tolist():
+            plain[i] = None
+        return plain
+    if values.dtype.kind == "M":
+        seconds = values.astype("datetime64[s]")
+        if (np.isnat(values) | (seconds == values)).all():
+            texts = np.datetime_as_string(seconds, unit="s").tolist()
+            return [None if text == "NaT" else text for text in texts]
+    return jsonable(column.tolist())
 
 
 def _accounts(frame: pd.DataFrame, side: str) -> list[str]:

@@ -23,10 +23,11 @@ def roll_up(keys: list[list[str]], scores: list[float], flagged: list[bool],
 
 def _entry(key: str, rows: list[int], scores: list[float], flagged: list[bool],
            reasons: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    """The roll-up of one key over its records ``rows``."""
+    """The roll-up of one key over its records ``rows`` (red-flag families counted only for
+    keys with a flagged record: most keys have none)."""
     values = [scores[row] for row in rows]
     hits = [row for row in rows if flagged[row]]
-    families = Counter(r["family"] for row in hits for r in reasons[row])
+    top = ([f for f, _ in Counter(r["family"] for row in hits for r in reasons[row])
+            .most_common(TOP_FAMILIES)] if hits else [])
     return {"key": key, "records": len(rows), "max_score": max(values),
-            "mean_score": sum(values) / len(rows), "flagged": len(hits),
-            "top_reasons": [f for f, _ in families.most_common(TOP_FAMILIES)]}
+            "mean_score": sum(values) / len(rows), "flagged": len(hits), "top_reasons": top}

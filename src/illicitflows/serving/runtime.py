@@ -3,15 +3,15 @@ keys and the settings. Models come from the MLflow registry into the BentoML mod
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import bentoml
 
 from illicitflows.access.keys import KeyStore
-from illicitflows.audit.models import DecisionInput
+from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.modeling.detector import Detector
 from illicitflows.serving.engine import (
@@ -90,7 +90,9 @@ class Runtime:
 
     def load(self) -> None:
         """Load every detector from the registry (again: only versions that changed); one clear
-        log line per missing one."""
+        log line per missing one. Then what is loaded is frozen out of the garbage collector:
+        models, feature state and libraries live as long as the service, and a full collection
+        scanning them cost a request about 0.1 to 0.4 s every fifteen 1,000-record requests."""
         configure(self.settings.tracking_uri)
         for domain in DETECTORS:
             ref = self.settings.model_refs[domain]
@@ -106,6 +108,9 @@ class Runtime:
                 continue
             detector = import_to_bento_store(detector, model)
             self.add_scorer(detector, model)
+        gc.unfreeze()  # what a reload replaced is collected, not kept frozen
+        gc.collect()
+        gc.freeze()
 
     def add_scorer(self, detector: Detector, model: ModelRef) -> Scorer:
         """Serve ``detector`` (its history store is shared by all versions of its domain). The
@@ -129,20 +134,22 @@ class Runtime:
         """The callback that durably logs a batch of decisions."""
 
         def sink(decisions: list[Decision]) -> None:
-            self.audit.log([self.decision_input(scorer, d, request_id, key_id)
-                            for d in decisions])
+            self.audit.log_batch(self.decision_batch(scorer, decisions, request_id, key_id))
 
         return sink
 
     @staticmethod
-    def decision_input(scorer: Scorer, decision: Decision, request_id: str,
-                       key_id: str | None) -> DecisionInput:
-        explanation: dict[str, Any] | None = (decision.explanation.as_dict()
-                                               if decision.explanation else None)
-        return DecisionInput(
-            decision_id=decision.decision_id, request_id=request_id,
-            detector=scorer.detector.domain, model_name=scorer.model.name,
-            model_version=scorer.model.version, record=decision.record, score=decision.score,
-            threshold=decision.threshold, flagged=decision.flagged, key_id=key_id,
-            run_id=scorer.model.run_id, features_version=scorer.detector.builder.version,
-            explanation=explanation)
+    def decision_batch(scorer: Scorer, decisions: list[Decision], request_id: str,
+                       key_id: str | None) -> DecisionBatch:
+        """The audit log's view of a request's decisions (all scored with the scorer's
+        threshold)."""
+        return DecisionBatch(
+            request_id=request_id, detector=scorer.detector.domain,
+            model_name=scorer.model.name, model_version=scorer.model.version,
+            threshold=scorer.detector.threshold, key_id=key_id, run_id=scorer.model.run_id,
+            features_version=scorer.detector.builder.version,
+            decision_ids=[d.decision_id for d in decisions],
+            records=[d.record for d in decisions], scores=[d.score for d in decisions],
+            flagged=[d.flagged for d in decisions],
+            explanations=[d.explanation.as_dict() if d.explanation else None
+                          for d in decisions])

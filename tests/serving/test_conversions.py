@@ -1,0 +1,85 @@
+"""The serving path's bulk conversions give what their one-value-at-a-time versions give:
+record ids and decision ids, records as JSON-ready dicts, roll-ups, unknown fields."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from illicitflows.audit.canonical import jsonable
+from illicitflows.serving.engine import record_dicts
+from illicitflows.serving.ids import uuid4_texts
+from illicitflows.serving.rollups import roll_up
+from illicitflows.transactions.schema import TRANSACTION_SCHEMA
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 1000])
+def test_uuid4_texts_are_canonical_random_uuids(count: int) -> None:
+    texts = uuid4_texts(count)
+    assert len(texts) == len(set(texts)) == count
+    for text in texts:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+FRAMES = {
+    "floats": pd.DataFrame({"a": [1.5, np.nan, np.inf, -np.inf, -0.0, 2.0**60]}),
+    "whole seconds": pd.DataFrame({"t": pd.to_datetime(["2022-09-01 00:20:00", None,
+                                                        "1700-01-01 23:59:59"]).as_unit("ns")}),
+    "microseconds unit": pd.DataFrame({"t": pd.to_datetime(["2022-09-01 00:20:00", None])
+                                       .as_unit("us")}),
+    "fractions": pd.DataFrame({"t": pd.to_datetime(["2022-09-01 00:20:00.5",
+                                                    "2022-09-01 00:20:00.000000001"])}),
+    "aware": pd.DataFrame({"t": pd.to_datetime(["2022-09-01 00:20:00+02:00", None], utc=True)}),
+    "no time": pd.DataFrame({"t": pd.Series([pd.NaT, pd.NaT], dtype="datetime64[ns]")}),
+    "text and flags": pd.DataFrame({"s": pd.Series(["x", pd.NA], dtype=object),
+                                    "f": pd.array([1, None], dtype="Int8"),
+                                    "g": pd.array([0.5, None], dtype="Float64")}),
+}
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_record_dicts_are_the_canonical_values_of_each_column(name: str) -> None:
+    frame = FRAMES[name]
+    columns = [jsonable(frame[name].tolist()) for name in frame.columns]  # value by value
+    expected = [dict(zip(frame.columns, row, strict=True)) for row in zip(*columns, strict=True)]
+    got = record_dicts(frame)
+    assert got == expected
+    assert [[type(v) for v in row.values()] for row in got] == \
+        [[type(v) for v in row.values()] for row in expected]
+
+
+def test_roll_up_counts_each_key_once_per_record_and_families_of_flagged_ones() -> None:
+    keys = [["a", "b"], ["a", "a"], ["c", "b"]]
+    reasons = [[{"family": "fan-in"}, {"family": "structuring"}], [],
+               [{"family": "fan-in"}]]
+    rolled = roll_up(keys, [0.9, 0.2, 0.4], [True, False, False], reasons)
+    assert rolled == [
+        {"key": "a", "records": 2, "max_score": 0.9, "mean_score": (0.9 + 0.2) / 2,
+         "flagged": 1, "top_reasons": ["fan-in", "structuring"]},
+        {"key": "b", "records": 2, "max_score": 0.9, "mean_score": (0.9 + 0.4) / 2,
+         "flagged": 1, "top_reasons": ["fan-in", "structuring"]},
+        {"key": "c", "records": 1, "max_score": 0.4, "mean_score": 0.4, "flagged": 0,
+         "top_reasons": []}]
+
+
+def test_validate_names_unknown_fields_drops_null_ones_and_fills_ids(
+        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+    from tests.serving.test_engine import scorer
+
+    records = api_records(transactions.iloc[:4])
+    records[0]["id"] = "given"
+    records[1]["colour"] = None  # unknown but empty: dropped silently
+    engine = scorer(tmp_path, tx_detector, tx_model)
+    frame = engine.validate(records)
+    assert list(frame.columns) == TRANSACTION_SCHEMA.columns
+    assert frame["id"].iloc[0] == "given"
+    assert all(uuid.UUID(i).version == 4 for i in frame["id"].iloc[1:])
+    assert "id" not in records[1] and "colour" in records[1]  # the caller's dicts untouched
+    records[2]["colour"] = "red"
+    with pytest.raises(ValueError, match="unknown field"):
+        engine.validate(records)
