@@ -52,26 +52,42 @@ def test_a_subset_of_the_shared_dataset_fits_the_model_of_its_rows(data, pipelin
     shared = FirstStageData.build(features, y, splits, data["builder"].categorical_features,
                                   pipeline)
     half = np.flatnonzero(splits == "train")[::2]
-    from_subset = shared.fit(half)
+    from_subset = shared.fit_rounds(half, 25)
     kept = shared.rows[np.isin(shared.rows, half)]
     sliced = lgb.Dataset(features.iloc[kept].to_numpy(), y[kept],
                          weight=shared.train.get_weight()[np.isin(shared.rows, half)],
                          reference=shared.train, feature_name=list(features.columns),
                          categorical_feature=shared.train.categorical_feature,
                          params=shared.train.get_params())
-    model = pipeline.model
-    params = {**shared.train.get_params(), "seed": 0, "num_threads": 2, **model.params,
-              "scale_pos_weight": 1.0}
-    from_slice = lgbm.fit_booster(params, sliced, shared.valid, model.num_boost_round,
-                                  model.early_stopping_rounds)
+    params = {**shared.train.get_params(), "seed": 0, "num_threads": 2,
+              **pipeline.model.params, "scale_pos_weight": 1.0}
+    from_slice = lgbm.fit_rounds(params, sliced, 25)
+    assert from_subset.best_rounds == 25
     assert from_subset.to_text() == from_slice.to_text()
+
+
+def test_fold_models_train_for_the_full_models_best_rounds(data, pipeline, monkeypatch) -> None:
+    frame, features, y, splits = data["frame"], data["features"], data["y"], data["splits"]
+    fitted: list[int] = []
+    original = FirstStageData.fit_rounds
+
+    def recording(self, rows, rounds):
+        fitted.append(rounds)
+        return original(self, rows, rounds)
+
+    monkeypatch.setattr(FirstStageData, "fit_rounds", recording)
+    builder = TransactionFeatureBuilder(pipeline.features).fit(frame[splits == "train"])
+    add_risk_memory(builder, frame, features.copy(), y, splits, pipeline)
+    full = builder.memory_models[0]
+    assert full.booster.best_iteration > 0  # stopped early on validation
+    assert fitted == [full.best_rounds] * pipeline.memory_folds
 
 
 def test_chunked_scoring_equals_one_call(data, pipeline, monkeypatch) -> None:
     features, y, splits = data["features"], data["y"], data["splits"]
     shared = FirstStageData.build(features, y, splits, data["builder"].categorical_features,
                                   pipeline)
-    model = shared.fit(np.flatnonzero(splits == "train"))
+    model = shared.fit_full()
     whole = model.score(features)
     rows = np.flatnonzero(splits != "train")
     monkeypatch.setattr(lgbm, "SCORE_CHUNK", 1000)
@@ -130,3 +146,24 @@ def test_two_memory_rounds_serve_what_training_saw_outside_the_training_period(d
     inside = features.loc[~outside, memory].to_numpy()
     assert not np.array_equal(inside, served.loc[~outside, memory].to_numpy(dtype=np.float32),
                               equal_nan=True)  # training rows remember out-of-fold scores
+
+
+def test_datasets_read_in_batches_bin_and_train_as_one_matrix(data, pipeline,
+                                                               monkeypatch) -> None:
+    features, y, splits = data["features"], data["y"], data["splits"]
+    monkeypatch.setattr(lgbm.FeatureRows, "batch_size", 1000)  # several batches and blocks
+    rows, valid = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "valid")
+    # bins from every row (fewer than LightGBM's sample size), read a row at a time in blocks
+    params = lgbm.booster_params({"num_leaves": 7, "min_child_samples": 20, "seed": 0})
+    batched = lgbm.lightgbm_dataset(features, rows, y[rows], params, [])
+    whole = lgb.Dataset(features.iloc[rows].to_numpy(), y[rows], params=params,
+                        feature_name=list(features.columns)).construct()
+    assert 3 * 1000 < len(rows) < params.get("bin_construct_sample_cnt", 200_000)
+    ours, theirs = (lgb.train(params, dataset, num_boost_round=20) for dataset in (batched, whole))
+    assert ours.model_to_string() == theirs.model_to_string()
+    weighted = lgbm.lightgbm_dataset(features, rows, y[rows], params, [],
+                                     weight=np.full(len(rows), 2.0))
+    valid_set = lgbm.lightgbm_dataset(features, valid, y[valid], params, [], reference=weighted)
+    assert valid_set.num_data() == len(valid)
+    assert valid_set.get_weight() is None  # not the zeros LightGBM gives by reference
+    np.testing.assert_array_equal(valid_set.get_label(), y[valid])

@@ -9,8 +9,10 @@ scores of the model trained on the whole training period, which the detector kee
 its feature builder, and the service runs. Round r's models read the base features and the
 memory of the rounds before it.
 
-All fits of a round share one binned LightGBM training Dataset (the folds are subsets of it)
-and one validation Dataset.
+All fits of a round share one binned LightGBM training Dataset (the folds are subsets of it).
+Only the full model stops early on the validation Dataset; the fold models then train for the
+full model's best number of rounds, without validation (as in cross-validation with a fixed
+round count): that costs no validation scoring and no patience rounds past the best.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from illicitflows.modeling.lgbm import (
     SCORE_CHUNK,
     LightGBMModel,
     fit_booster,
+    fit_rounds,
     lightgbm_dataset,
 )
 from illicitflows.modeling.threshold import choose_threshold
@@ -55,20 +58,26 @@ class FirstStageData:
                                              None)
         rows, valid = np.flatnonzero(train), np.flatnonzero(splits == "valid")
         params = lightgbm_params(model, y[rows], pipeline.seed)
-        train_set = lightgbm_dataset(features.iloc[rows], y[rows], params, categorical,
+        train_set = lightgbm_dataset(features, rows, y[rows], params, categorical,
                                      None if weight is None else weight[rows])
-        valid_set = lightgbm_dataset(features.iloc[valid], y[valid], params, categorical,
+        valid_set = lightgbm_dataset(features, valid, y[valid], params, categorical,
                                      reference=train_set)
         return cls(rows, y, train_set, valid_set, pipeline)
 
-    def fit(self, fit_rows: np.ndarray) -> LightGBMModel:
-        """A first-stage model on the training rows among ``fit_rows`` (frame positions)."""
-        kept = np.flatnonzero(np.isin(self.rows, fit_rows))
-        data = self.train if len(kept) == len(self.rows) else self.train.subset(kept)
+    def fit_full(self) -> LightGBMModel:
+        """The first stage on every training row, stopped early on the validation rows."""
         model = self.pipeline.model
-        params = lightgbm_params(model, self.y[self.rows[kept]], self.pipeline.seed)
-        return fit_booster(params, data, self.valid, model.num_boost_round,
+        params = lightgbm_params(model, self.y[self.rows], self.pipeline.seed)
+        return fit_booster(params, self.train, self.valid, model.num_boost_round,
                            model.early_stopping_rounds)
+
+    def fit_rounds(self, fit_rows: np.ndarray, rounds: int) -> LightGBMModel:
+        """A first-stage model on the training rows among ``fit_rows`` (frame positions),
+        trained for ``rounds`` rounds."""
+        kept = np.flatnonzero(np.isin(self.rows, fit_rows))
+        params = lightgbm_params(self.pipeline.model, self.y[self.rows[kept]],
+                                 self.pipeline.seed)
+        return fit_rounds(params, self.train.subset(kept), rounds)
 
 
 def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
@@ -83,10 +92,11 @@ def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
     served_memory: dict[str, np.ndarray] = {}  # earlier rounds as the detector computes them
     for stage in range(pipeline.features.memory_rounds):
         data = FirstStageData.build(features, y, splits, builder.categorical_features, pipeline)
+        full = data.fit_full()
         held_out = np.empty(len(frame))
         for fold in folds:
-            held_out[fold] = score_rows(data.fit(np.setdiff1d(train_rows, fold)), features, fold)
-        full = data.fit(train_rows)
+            fold_model = data.fit_rounds(np.setdiff1d(train_rows, fold), full.best_rounds)
+            held_out[fold] = score_rows(fold_model, features, fold)
         del data  # the binned Datasets
         served = score_rows(full, features.assign(**served_memory), np.arange(len(frame)))
         threshold = choose_threshold(y[valid], served[valid], pipeline.threshold.policy,

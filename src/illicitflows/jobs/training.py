@@ -41,10 +41,9 @@ def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.n
         if y is None:
             raise ValueError("LightGBM needs labels; use model.kind: isolation-forest without")
         params = lightgbm_params(model, y[train], seed)
-        weight = None if sample_weight is None else sample_weight[train]
-        fitted = train_lightgbm(features[train], y[train], features[valid], y[valid], params,
-                                categorical, model.num_boost_round, model.early_stopping_rounds,
-                                weight)
+        fitted = train_lightgbm(features, y, np.flatnonzero(train), np.flatnonzero(valid),
+                                params, categorical, model.num_boost_round,
+                                model.early_stopping_rounds, sample_weight)
         best = fitted.booster.best_iteration
     scores = fitted.score(features)
     valid_y = None if y is None else y[valid]

@@ -35,6 +35,11 @@ class LightGBMModel:
     def feature_names(self) -> list[str]:
         return list(self.booster.feature_name())
 
+    @property
+    def best_rounds(self) -> int:
+        """Rounds the model scores with: the best iteration when stopped early, else all."""
+        return self.booster.best_iteration or self.booster.current_iteration()
+
     def _matrix(self, features: pd.DataFrame) -> np.ndarray:
         """Model inputs in training order (a plain array: no per-call pandas checks)."""
         return features[self.feature_names].to_numpy(dtype=DTYPE)
@@ -81,17 +86,49 @@ def booster_params(params: dict[str, Any]) -> dict[str, Any]:
             "deterministic": True, "force_row_wise": True, **params}
 
 
-def lightgbm_dataset(x: pd.DataFrame, y: np.ndarray, params: dict[str, Any],
-                     categorical: list[str], weight: np.ndarray | None = None,
+class FeatureRows(lgb.Sequence):
+    """Some rows of a feature frame as float32, read by LightGBM a batch at a time while it
+    bins them: a Dataset of a large frame's rows without a float32 copy of all those rows."""
+
+    batch_size = 65_536
+
+    def __init__(self, features: pd.DataFrame, rows: np.ndarray) -> None:
+        self.features, self.rows = features, rows
+        self._start, self._block = 0, np.empty((0, features.shape[1]), dtype=DTYPE)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int | slice) -> np.ndarray:
+        if isinstance(index, slice):
+            return self._take(self.rows[index])
+        # one row at a time, in increasing order, while LightGBM samples the bin boundaries
+        # (as float64, which its sampling requires)
+        if not self._start <= index < self._start + len(self._block):
+            self._start = index
+            self._block = self._take(self.rows[index:index + self.batch_size])
+        return self._block[index - self._start].astype(np.float64)
+
+    def _take(self, rows: np.ndarray) -> np.ndarray:
+        return self.features.iloc[rows].to_numpy(dtype=DTYPE)
+
+
+def lightgbm_dataset(features: pd.DataFrame, rows: np.ndarray, y: np.ndarray,
+                     params: dict[str, Any], categorical: list[str],
+                     weight: np.ndarray | None = None,
                      reference: lgb.Dataset | None = None) -> lgb.Dataset:
-    """A binned (constructed) Dataset of float32 ``x``; the raw matrix is freed. Pass the
-    training Dataset as ``reference`` for validation data (same bins)."""
-    names = [str(c) for c in x.columns]
-    dataset = lgb.Dataset(x.to_numpy(dtype=DTYPE), y, weight=weight, feature_name=names,
+    """A binned (constructed) Dataset of ``features``' ``rows`` (labels and weights of those
+    rows), read in float32 batches. Pass the training Dataset as ``reference`` for validation
+    data (same bins)."""
+    names = [str(c) for c in features.columns]
+    dataset = lgb.Dataset(FeatureRows(features, rows), y, weight=weight, feature_name=names,
                           categorical_feature=[c for c in categorical if c in names],
                           params=booster_params(params), reference=reference,
-                          free_raw_data=True)
-    return dataset.construct()
+                          free_raw_data=True).construct()
+    if weight is None and reference is not None:
+        # built by reference to a weighted Dataset, the rows would keep weights of zero
+        dataset.set_field("weight", None)
+    return dataset
 
 
 def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
@@ -140,11 +177,19 @@ def fit_booster(params: dict[str, Any], train: lgb.Dataset, valid: lgb.Dataset,
     return LightGBMModel(booster)
 
 
-def train_lightgbm(x_train: pd.DataFrame, y_train: np.ndarray, x_valid: pd.DataFrame,
-                   y_valid: np.ndarray, params: dict[str, Any], categorical: list[str],
-                   num_boost_round: int, early_stopping_rounds: int,
+def fit_rounds(params: dict[str, Any], train: lgb.Dataset, rounds: int) -> LightGBMModel:
+    """Train on ``train`` for exactly ``rounds`` rounds (no validation data)."""
+    return LightGBMModel(lgb.train(booster_params(params), train, num_boost_round=rounds))
+
+
+def train_lightgbm(features: pd.DataFrame, y: np.ndarray, train: np.ndarray, valid: np.ndarray,
+                   params: dict[str, Any], categorical: list[str], num_boost_round: int,
+                   early_stopping_rounds: int,
                    sample_weight: np.ndarray | None = None) -> LightGBMModel:
-    """Train on ``x_train``, stop early on validation average precision."""
-    train = lightgbm_dataset(x_train, y_train, params, categorical, sample_weight)
-    valid = lightgbm_dataset(x_valid, y_valid, params, categorical, reference=train)
-    return fit_booster(params, train, valid, num_boost_round, early_stopping_rounds)
+    """Train on the ``train`` rows of ``features`` (positions), stop early on the average
+    precision of the ``valid`` rows."""
+    weight = None if sample_weight is None else sample_weight[train]
+    train_set = lightgbm_dataset(features, train, y[train], params, categorical, weight)
+    valid_set = lightgbm_dataset(features, valid, y[valid], params, categorical,
+                                 reference=train_set)
+    return fit_booster(params, train_set, valid_set, num_boost_round, early_stopping_rounds)
