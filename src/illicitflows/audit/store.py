@@ -69,13 +69,9 @@ class AuditLog:
         prepared = self._write(inputs)
         return [_stored(row, plain) for row, plain in prepared]
 
-    def log(self, inputs: Sequence[DecisionInput]) -> None:
-        """:meth:`append` without building the stored decisions."""
-        self._write(inputs)
-
     def log_batch(self, batch: DecisionBatch) -> None:
         """Log a request's decisions, given field by field, in one committed transaction, in
-        order (the scoring path: the same rows as :meth:`log` of one input per decision)."""
+        order (the scoring path: the same rows as :meth:`append` of one input per decision)."""
         self._insert(_batch_rows(batch))
 
     def _write(self, inputs: Sequence[DecisionInput]) -> list[tuple[dict[str, Any],

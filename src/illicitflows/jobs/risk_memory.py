@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import TransactionsPipeline
-from illicitflows.jobs.training import lightgbm_params, sample_negatives
+from illicitflows.jobs.training import lightgbm_params, training_rows
 from illicitflows.modeling.lgbm import (
     DTYPE,
     SCORE_CHUNK,
     LightGBMModel,
     fit_booster,
     fit_rounds,
-    lightgbm_dataset,
+    train_and_valid_sets,
 )
 from illicitflows.modeling.threshold import choose_threshold
 from illicitflows.transactions.features import TransactionFeatureBuilder
@@ -51,17 +51,11 @@ class FirstStageData:
     def build(cls, features: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
               categorical: list[str], pipeline: TransactionsPipeline) -> FirstStageData:
         """Bin the (sampled) training rows and, on their bins, the validation rows."""
-        model = pipeline.model
-        train, weight = splits == "train", None
-        if model.negative_sample < 1.0:
-            train, weight = sample_negatives(train, y, model.negative_sample, pipeline.seed,
-                                             None)
+        train, weight = training_rows(splits == "train", y, pipeline.model, pipeline.seed)
         rows, valid = np.flatnonzero(train), np.flatnonzero(splits == "valid")
-        params = lightgbm_params(model, y[rows], pipeline.seed)
-        train_set = lightgbm_dataset(features, rows, y[rows], params, categorical,
-                                     None if weight is None else weight[rows])
-        valid_set = lightgbm_dataset(features, valid, y[valid], params, categorical,
-                                     reference=train_set)
+        params = lightgbm_params(pipeline.model, y[rows], pipeline.seed)
+        train_set, valid_set = train_and_valid_sets(features, y, rows, valid, params,
+                                                    categorical, weight)
         return cls(rows, y, train_set, valid_set, pipeline)
 
     def fit_full(self) -> LightGBMModel:

@@ -30,10 +30,8 @@ def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.n
                       model: ModelConfig, threshold: ThresholdConfig, categorical: list[str],
                       seed: int, sample_weight: np.ndarray | None = None) -> FittedModel:
     """Train on ``train``, validate on ``valid``; labels are optional for the isolation forest."""
-    train, valid = splits == "train", splits == "valid"
-    if model.kind == "lightgbm" and model.negative_sample < 1.0 and y is not None:
-        train, sample_weight = sample_negatives(train, y, model.negative_sample, seed,
-                                                sample_weight)
+    valid = splits == "valid"
+    train, sample_weight = training_rows(splits == "train", y, model, seed, sample_weight)
     if model.kind == "isolation-forest":
         fitted = train_isolation_forest(features[train], model.params, seed)
         best = None
@@ -56,6 +54,16 @@ def lightgbm_params(model: ModelConfig, y_train: np.ndarray, seed: int) -> dict[
     return {"seed": seed, "num_threads": 2, **model.params,
             "scale_pos_weight": positive_weight(y_train, model.imbalance,
                                                 model.max_positive_weight)}
+
+
+def training_rows(train: np.ndarray, y: np.ndarray | None, model: ModelConfig, seed: int,
+                  sample_weight: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows the learner fits on and their weights: for LightGBM with labels, every
+    positive and ``model.negative_sample`` of the negatives (see :func:`sample_negatives`)."""
+    if model.kind == "lightgbm" and model.negative_sample < 1.0 and y is not None:
+        return sample_negatives(train, y, model.negative_sample, seed, sample_weight)
+    return train, sample_weight
 
 
 def sample_negatives(train: np.ndarray, y: np.ndarray, share: float, seed: int,

@@ -131,6 +131,18 @@ def lightgbm_dataset(features: pd.DataFrame, rows: np.ndarray, y: np.ndarray,
     return dataset
 
 
+def train_and_valid_sets(features: pd.DataFrame, y: np.ndarray, train: np.ndarray,
+                         valid: np.ndarray, params: dict[str, Any], categorical: list[str],
+                         sample_weight: np.ndarray | None = None
+                         ) -> tuple[lgb.Dataset, lgb.Dataset]:
+    """The ``train`` rows of ``features`` (positions) binned, and the ``valid`` rows on the
+    same bins; ``sample_weight`` is indexed like ``features``."""
+    weight = None if sample_weight is None else sample_weight[train]
+    train_set = lightgbm_dataset(features, train, y[train], params, categorical, weight)
+    return train_set, lightgbm_dataset(features, valid, y[valid], params, categorical,
+                                       reference=train_set)
+
+
 def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
     """Area under the step precision-recall curve (tied scores form one step)."""
     order = np.argsort(-scores, kind="stable")
@@ -188,8 +200,6 @@ def train_lightgbm(features: pd.DataFrame, y: np.ndarray, train: np.ndarray, val
                    sample_weight: np.ndarray | None = None) -> LightGBMModel:
     """Train on the ``train`` rows of ``features`` (positions), stop early on the average
     precision of the ``valid`` rows."""
-    weight = None if sample_weight is None else sample_weight[train]
-    train_set = lightgbm_dataset(features, train, y[train], params, categorical, weight)
-    valid_set = lightgbm_dataset(features, valid, y[valid], params, categorical,
-                                 reference=train_set)
+    train_set, valid_set = train_and_valid_sets(features, y, train, valid, params, categorical,
+                                                sample_weight)
     return fit_booster(params, train_set, valid_set, num_boost_round, early_stopping_rounds)
