@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from illicitflows.jobs.config import ModelConfig
 from illicitflows.jobs.risk_memory import _time_folds
-from illicitflows.jobs.training import sample_negatives
+from illicitflows.jobs.training import negative_share, sample_negatives, training_rows
 
 
 def test_negative_sampling_keeps_positives_and_reweights_negatives() -> None:
@@ -30,3 +31,16 @@ def test_risk_memory_folds_are_consecutive_in_time_and_cover_the_training_rows()
     splits = np.array(["train"] * 6 + ["valid"] * 2 + ["test"] * 2, dtype=object)
     folds = _time_folds(frame, splits, 3)
     assert [sorted(fold) for fold in folds] == [[4, 5], [2, 3], [0, 1]]  # earliest first
+
+
+def test_max_negatives_lowers_the_kept_share_only_on_larger_data() -> None:
+    model = ModelConfig(negative_sample=0.5, max_negatives=300)
+    assert negative_share(400, model) == 0.5      # 200 kept: under the bound
+    assert negative_share(3_000, model) == 0.1    # 1,500 would be kept: bounded to 300
+    assert negative_share(3_000, ModelConfig(negative_sample=0.5)) == 0.5
+    y = np.zeros(10_000, dtype=np.int8)
+    y[::100] = 1
+    train = np.ones(len(y), dtype=bool)
+    keep, weight = training_rows(train, y, ModelConfig(max_negatives=1_000), seed=0)
+    assert keep[y == 1].all() and 900 < (keep & (y == 0)).sum() < 1_100
+    assert np.allclose(weight[y == 0], 9_900 / 1_000)

@@ -60,10 +60,20 @@ def training_rows(train: np.ndarray, y: np.ndarray | None, model: ModelConfig, s
                   sample_weight: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """The rows the learner fits on and their weights: for LightGBM with labels, every
-    positive and ``model.negative_sample`` of the negatives (see :func:`sample_negatives`)."""
-    if model.kind == "lightgbm" and model.negative_sample < 1.0 and y is not None:
-        return sample_negatives(train, y, model.negative_sample, seed, sample_weight)
+    positive and a share of the negatives (see :func:`negative_share`, :func:`sample_negatives`)."""
+    if model.kind == "lightgbm" and y is not None:
+        share = negative_share(int((train & (y == 0)).sum()), model)
+        if share < 1.0:
+            return sample_negatives(train, y, share, seed, sample_weight)
     return train, sample_weight
+
+
+def negative_share(negatives: int, model: ModelConfig) -> float:
+    """The share of ``negatives`` training rows to keep: ``model.negative_sample``, lowered so
+    that at most ``model.max_negatives`` rows are kept."""
+    if model.max_negatives is None or negatives <= model.max_negatives:
+        return model.negative_sample
+    return min(model.negative_sample, model.max_negatives / negatives)
 
 
 def sample_negatives(train: np.ndarray, y: np.ndarray, share: float, seed: int,
