@@ -133,8 +133,11 @@ class RecordSchema:
                 issues.append(_issues(mask, check.column, check.reason, frame[check.column],
                                       check.severity))
         found = [i for i in issues if i is not None]
-        table = (pd.concat(found, ignore_index=True).sort_values(["row", "column"], kind="stable")
-                 .reset_index(drop=True) if found else no_issues())
+        if len(found) > 1:
+            table = (pd.concat(found, ignore_index=True)
+                     .sort_values(["row", "column"], kind="stable").reset_index(drop=True))
+        else:  # one rule's issues are in row order already
+            table = found[0] if found else no_issues()
         return ValidationResult(schema=self.name, frame=frame, source=raw, issues=table)
 
 

@@ -19,7 +19,7 @@ from illicitflows.audit.chain import (
     GENESIS_HASH,
     HASHED_FIELDS,
     ChainWalker,
-    chain_rows,
+    chain_columns,
     row_hash,
 )
 
@@ -86,7 +86,7 @@ def test_walker_accepts_a_good_chain_and_stops_at_the_first_break() -> None:
     assert walker.checked == 1
 
 
-def test_chain_rows_gives_the_hashes_of_row_hash_in_order() -> None:
+def test_chain_columns_gives_the_hashes_of_row_hash_in_order() -> None:
     """Shared objects are encoded once, equal but distinct ones (0.0 and -0.0 too) each time:
     the hashes are those of row_hash, whichever fields vary."""
     shared = {"key_id": "k%s{1}", "detector": "transactions", "threshold": 0.5,
@@ -100,16 +100,13 @@ def test_chain_rows_gives_the_hashes_of_row_hash_in_order() -> None:
         row["prev_hash"], row["row_hash"] = prev, row_hash(prev, row)
         prev = row["row_hash"]
     for rows in (expected, expected[:1], [expected[0], {**expected[0]}]):
-        linked = [{k: v for k, v in row.items() if k not in ("prev_hash", "row_hash")}
-                  for row in rows]
-        last = chain_rows(rows[0]["prev_hash"], linked)
-        assert [(r["prev_hash"], r["row_hash"]) for r in linked] == \
-            [(r["prev_hash"], row_hash(r["prev_hash"], r)) for r in linked]
-        assert last == linked[-1]["row_hash"]
-    assert chain_rows("a" * 64, []) == "a" * 64
-    linked = [{k: v for k, v in row.items() if k != "row_hash"} for row in expected]
-    chain_rows(GENESIS_HASH, linked)
-    assert [r["row_hash"] for r in linked] == [r["row_hash"] for r in expected]
+        columns = {name: [row[name] for row in rows] for name in HASHED_FIELDS}
+        prevs, hashes = chain_columns(rows[0]["prev_hash"], columns)
+        assert prevs == [rows[0]["prev_hash"], *hashes[:-1]]
+        assert hashes == [row_hash(p, row) for p, row in zip(prevs, rows, strict=True)]
+    assert chain_columns("a" * 64, {name: [] for name in HASHED_FIELDS}) == ([], [])
+    columns = {name: [row[name] for row in expected] for name in HASHED_FIELDS}
+    assert chain_columns(GENESIS_HASH, columns)[1] == [r["row_hash"] for r in expected]
 
 
 ODD_VALUES = [None, True, False, 0, -7, 2**70, 0.1, -0.0, 1e-7, 1e16, 1e22, 2.5, "", "plain",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,7 +20,7 @@ from illicitflows.audit import AuditLog, DecisionBatch, DecisionInput
 from illicitflows.audit.canonical import canonical_json, sha256_hex
 from illicitflows.audit.chain import GENESIS_HASH, row_hash
 from illicitflows.audit.schema import chain_head, decisions, metadata
-from illicitflows.db import checkpoint, make_engine
+from illicitflows.db import SQLITE_PAGE_SIZE, checkpoint, make_engine
 
 PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
 
@@ -175,7 +177,19 @@ def test_sqlite_is_durable_wal(url: str, log: AuditLog) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
     engine.dispose()
+
+
+def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA page_size=4096")
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+    AuditLog(f"sqlite:///{path}").close()
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA page_size").fetchone() == (4096,)
 
 
 def test_wal_is_checkpointed_in_the_background_and_kept_after_a_restart(tmp_path) -> None:
@@ -351,12 +365,11 @@ def test_latest_decisions_of_a_detector(log: AuditLog) -> None:
     stored = log.append([decision(i, detector="trade" if i % 3 == 1 else "transactions")
                          for i in range(9)])
     tx = [s for s in stored if s.detector == "transactions"]
-    assert log.ids_before("transactions") == [(s.seq, s.decision_id) for s in reversed(tx)]
-    assert log.ids_before("transactions", tx[-1].seq, limit=2) == [
-        (s.seq, s.decision_id) for s in (tx[-2], tx[-3])]
+    assert log.decisions_before("transactions") == tx[::-1]
+    assert log.decisions_before("transactions", tx[-1].seq, limit=2) == [tx[-2], tx[-3]]
     assert log.decisions_after("transactions", tx[1].seq, limit=3) == tx[2:5]
     assert log.decisions_after("trade", stored[-1].seq) == []
-    assert log.ids_before("trade", 1) == []
+    assert log.decisions_before("trade", 1) == []
 
 
 def test_index_added_later_is_created_on_an_existing_log(url: str, log: AuditLog) -> None:

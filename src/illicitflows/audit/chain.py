@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from json.encoder import encode_basestring_ascii
-from operator import itemgetter
+from operator import is_
 from typing import Any
 
-from illicitflows.audit.canonical import dumps, sha256_hex
+from illicitflows.audit.canonical import dumps, plain_texts, sha256_hex
 
 GENESIS_HASH = "0" * 64
 #: Every column but ``prev_hash`` and ``row_hash``; ``record`` and ``explanation`` enter as
@@ -47,40 +48,38 @@ def _value(value: Any) -> str:
     return dumps(value)
 
 
-def chain_rows(prev_hash: str, rows: Sequence[MutableMapping[str, Any]]) -> str:
-    """Link ``rows`` (each holding every hashed field) in order after ``prev_hash``: set each
-    row's ``prev_hash`` and ``row_hash`` (the hashes of :func:`row_hash`); returns the last.
-    A field holding the same object in every row (a request's model, key, time ...) is
-    encoded once for all of them."""
-    for row, body in zip(rows, _bodies(rows), strict=True):
-        row["prev_hash"] = prev_hash
-        prev_hash = row["row_hash"] = hashlib.sha256((prev_hash + body).encode()).hexdigest()
-    return prev_hash
+def chain_columns(prev_hash: str,
+                  columns: Mapping[str, Sequence[Any]]) -> tuple[list[str], list[str]]:
+    """The ``prev_hash`` and ``row_hash`` of each row of ``columns`` (every hashed field, one
+    value per row), the rows linked in order after ``prev_hash`` (the hashes of
+    :func:`row_hash`). A field holding the same object in every row (a request's model, key,
+    time ...) is encoded once for all of them, the others column by column."""
+    prevs, hashes = [], []
+    for body in _bodies(columns):
+        prevs.append(prev_hash)
+        prev_hash = hashlib.sha256((prev_hash + body).encode()).hexdigest()
+        hashes.append(prev_hash)
+    return prevs, hashes
 
 
-def _bodies(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The canonical JSON of each row's hashed fields, written field by field."""
+def _bodies(columns: Mapping[str, Sequence[Any]]) -> list[str]:
+    """The canonical JSON of each row's hashed fields, from a %-format with ``%s`` for each
+    field whose object differs between rows."""
+    rows = len(columns[HASHED_FIELDS[0]])
     if not rows:
         return []
-    template, varying = _template(rows)
-    if not varying:
-        return [template % ()] * len(rows)
-    columns = [list(map(_value, map(itemgetter(name), rows))) for name in varying]
-    return [template % values for values in zip(*columns, strict=True)]
-
-
-def _template(rows: Sequence[Mapping[str, Any]]) -> tuple[str, tuple[str, ...]]:
-    """The canonical JSON of the hashed fields as a %-format, with ``%s`` for each field
-    whose object differs between rows, and the names of those fields in order."""
-    first, parts, varying = rows[0], [], []
+    parts, varying = [], []
     for name, key in _KEYS:
-        value = first[name]
-        if all(row[name] is value for row in rows):
-            parts.append(key + _value(value).replace("%", "%%"))
+        values = columns[name]
+        if all(map(is_, values, repeat(values[0]))):
+            parts.append(key + _value(values[0]).replace("%", "%%"))
         else:
             parts.append(key + "%s")
-            varying.append(name)
-    return "{" + ",".join(parts) + "}", tuple(varying)
+            varying.append(plain_texts(values) or list(map(_value, values)))
+    template = "{" + ",".join(parts) + "}"
+    if not varying:
+        return [template % ()] * rows
+    return [template % values for values in zip(*varying, strict=True)]
 
 
 class ChainWalker:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from illicitflows.audit.canonical import dumps, dumps_records, jsonable, sha256_hex
-from illicitflows.audit.chain import ChainWalker, chain_rows
+from illicitflows.audit.chain import ChainWalker, chain_columns
 from illicitflows.audit.models import (
     DecisionBatch,
     DecisionInput,
@@ -21,7 +21,7 @@ from illicitflows.audit.models import (
     VerifyReport,
 )
 from illicitflows.audit.schema import HEAD_ID, chain_head, create_schema, decisions
-from illicitflows.db import insert_rows, make_engine, sqlite_url, write_transaction
+from illicitflows.db import insert_columns, make_engine, sqlite_url, write_transaction
 from illicitflows.settings import data_dir
 
 MAX_PAGE_SIZE = 1000
@@ -66,35 +66,34 @@ class AuditLog:
 
     def append(self, inputs: Sequence[DecisionInput]) -> list[StoredDecision]:
         """Log a batch of decisions in one committed transaction, in order; returns them stored."""
-        prepared = self._write(inputs)
-        return [_stored(row, plain) for row, plain in prepared]
+        prepared = [_prepare(decision) for decision in inputs]
+        if not prepared:
+            return []
+        columns = self._insert({name: [row[name] for row, _ in prepared]
+                                for name in prepared[0][0]})
+        return [_stored({name: values[i] for name, values in columns.items()}, plain)
+                for i, (_, plain) in enumerate(prepared)]
 
     def log_batch(self, batch: DecisionBatch) -> None:
         """Log a request's decisions, given field by field, in one committed transaction, in
         order (the scoring path: the same rows as :meth:`append` of one input per decision)."""
-        self._insert(_batch_rows(batch))
+        if batch.decision_ids:
+            self._insert(_batch_columns(batch))
 
-    def _write(self, inputs: Sequence[DecisionInput]) -> list[tuple[dict[str, Any],
-                                                                    dict[str, Any]]]:
-        """Chain and insert the decisions' rows, committed; returns them with their data."""
-        prepared = [_prepare(decision) for decision in inputs]
-        self._insert([row for row, _ in prepared])
-        return prepared
-
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
-        """Number, time and chain ``rows`` (each missing only those fields) after the head,
-        insert them and move the head, in one committed transaction."""
-        if not rows:
-            return
+    def _insert(self, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """Number, time and chain the rows of ``columns`` (every field but those, one value per
+        row) after the head, insert them and move the head, in one committed transaction;
+        returns the columns with those fields."""
+        rows = len(columns["decision_id"])
         with write_transaction(self._engine) as connection:
             head = connection.execute(_LOCK_HEAD).one()
-            created_at = utc_iso(datetime.now(UTC))
-            for seq, row in enumerate(rows, head.seq + 1):
-                row["seq"], row["created_at"] = seq, created_at
-            last_hash = chain_rows(head.row_hash, rows)
-            insert_rows(connection, decisions, rows)
-            connection.execute(_MOVE_HEAD, {"new_seq": head.seq + len(rows),
-                                            "new_hash": last_hash})
+            columns["seq"] = list(range(head.seq + 1, head.seq + 1 + rows))
+            columns["created_at"] = [utc_iso(datetime.now(UTC))] * rows
+            columns["prev_hash"], columns["row_hash"] = chain_columns(head.row_hash, columns)
+            insert_columns(connection, decisions, columns)
+            connection.execute(_MOVE_HEAD, {"new_seq": head.seq + rows,
+                                            "new_hash": columns["row_hash"][-1]})
+        return columns
 
     def get(self, decision_id: str) -> StoredDecision | None:
         """The decision with this id, or None."""
@@ -119,26 +118,26 @@ class AuditLog:
             items = [_loaded(row) for row in rows.mappings()]
         return Page(items=items, total=total or 0, page=page, page_size=page_size)
 
-    def ids_before(self, detector: str, seq: int | None = None,
-                   limit: int = MAX_PAGE_SIZE) -> list[tuple[int, str]]:
-        """``(seq, decision_id)`` of up to ``limit`` decisions of ``detector`` before position
-        ``seq`` (the latest when None), newest first."""
-        query = sa.select(decisions.c.seq, decisions.c.decision_id).where(
-            decisions.c.detector == detector)
+    def decisions_before(self, detector: str, seq: int | None = None,
+                         limit: int = MAX_PAGE_SIZE) -> list[StoredDecision]:
+        """Up to ``limit`` decisions of ``detector`` before position ``seq`` (the latest when
+        None), newest first."""
+        where = [decisions.c.detector == detector]
         if seq is not None:
-            query = query.where(decisions.c.seq < seq)
-        with self._engine.connect() as connection:
-            rows = connection.execute(query.order_by(decisions.c.seq.desc()).limit(limit))
-            return [(row.seq, row.decision_id) for row in rows]
+            where.append(decisions.c.seq < seq)
+        return self._page(where, decisions.c.seq.desc(), limit)
 
     def decisions_after(self, detector: str, seq: int,
                         limit: int = MAX_PAGE_SIZE) -> list[StoredDecision]:
         """Up to ``limit`` decisions of ``detector`` after position ``seq``, oldest first."""
+        return self._page([decisions.c.detector == detector, decisions.c.seq > seq],
+                          decisions.c.seq, limit)
+
+    def _page(self, where: list[sa.ColumnElement[bool]], order: sa.ColumnElement[Any],
+              limit: int) -> list[StoredDecision]:
         with self._engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(decisions).where(decisions.c.detector == detector,
-                                           decisions.c.seq > seq)
-                .order_by(decisions.c.seq).limit(limit))
+            rows = connection.execute(sa.select(decisions).where(*where).order_by(order)
+                                      .limit(limit))
             return [_loaded(row) for row in rows.mappings()]
 
     def verify(self, page_size: int = VERIFY_PAGE_SIZE) -> VerifyReport:
@@ -209,21 +208,21 @@ def _prepare(decision: DecisionInput) -> tuple[dict[str, Any], dict[str, Any]]:
     return row, {"record": record, "explanation": explanation}
 
 
-def _batch_rows(batch: DecisionBatch) -> list[dict[str, Any]]:
-    """The rows of a batch's decisions, less their chain fields, as :func:`_prepare` makes
-    them; the shared fields are the same objects in every row."""
+def _batch_columns(batch: DecisionBatch) -> dict[str, list[Any]]:
+    """The rows of a batch's decisions, less their chain fields, column by column, as
+    :func:`_prepare` makes them; each shared field holds the same object in every row."""
+    rows = len(batch.decision_ids)
     shared = {"request_id": batch.request_id, "key_id": batch.key_id, "detector": batch.detector,
               "model_name": batch.model_name, "model_version": batch.model_version,
               "run_id": batch.run_id, "features_version": batch.features_version,
               "threshold": float(batch.threshold)}
     records = dumps_records(batch.records)
-    explanations = [None if e is None else dumps(jsonable(e)) for e in batch.explanations]
-    return [{"decision_id": decision_id, **shared, "record": record,
-             "score": float(score), "flagged": bool(flagged), "explanation": explanation,
-             "record_sha256": sha256_hex(record)}
-            for decision_id, record, score, flagged, explanation in zip(
-                batch.decision_ids, records, batch.scores, batch.flagged, explanations,
-                strict=True)]
+    return {"decision_id": list(batch.decision_ids),
+            **{name: [value] * rows for name, value in shared.items()},
+            "record": records, "record_sha256": list(map(sha256_hex, records)),
+            "score": list(map(float, batch.scores)), "flagged": list(map(bool, batch.flagged)),
+            "explanation": [None if e is None else dumps(jsonable(e))
+                            for e in batch.explanations]}
 
 
 def _stored(row: dict[str, Any], data: dict[str, Any]) -> StoredDecision:

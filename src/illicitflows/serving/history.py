@@ -5,11 +5,16 @@ SQLAlchemy URL works.
 The history is state, not the record: on SQLite its commits do not wait for the disk. The audit
 log, committed durably before any answer, holds every decision's record, and the service
 appends whatever a power cut took from the history again at start
-(:mod:`illicitflows.serving.recovery`)."""
+(:mod:`illicitflows.serving.recovery`).
+
+A decision's row is found by its event time and decision id: the ``event_time`` index grows at
+its end (records arrive in time order), while an index of random decision ids would take a
+leaf page per row (at 1M rows it made each 1,000-record append cost 27 ms instead of 7)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -45,7 +50,7 @@ class HistoryStore:
             f"history_{domain}", self.metadata,
             Column("seq", Integer, primary_key=True, autoincrement=True),
             Column("record_id", String(128), nullable=False),
-            Column("decision_id", String(64), nullable=False, unique=True),
+            Column("decision_id", String(64), nullable=False),
             Column("event_time", String(40), nullable=False, index=True),
             Column("record", Text, nullable=False),
             Column("score", Float, nullable=False),
@@ -102,17 +107,24 @@ class HistoryStore:
             records["_flagged"] = [bool(r.flagged) for r in rows]
         return records
 
-    def held(self, decision_ids: list[str]) -> set[str]:
-        """Which of these decisions have their record in the history."""
+    def held(self, event_times: Mapping[str, str]) -> set[str]:
+        """Which of these decisions (decision id -> event time of its record) have their
+        record in the history."""
+        columns = self.table.c
         with self.engine.connect() as connection:
-            return set(connection.execute(select(self.table.c.decision_id).where(
-                self.table.c.decision_id.in_(decision_ids))).scalars())
+            rows = connection.execute(select(columns.decision_id, columns.event_time).where(
+                columns.event_time.in_(set(event_times.values())),
+                columns.decision_id.in_(list(event_times))))
+            return {row.decision_id for row in rows
+                    if event_times[row.decision_id] == row.event_time}
 
-    def seq_of(self, decision_id: str) -> int | None:
-        """The position of a decision's record in the history."""
+    def seq_of(self, decision_id: str, event_time: str) -> int | None:
+        """The position of a decision's record (at ``event_time``) in the history."""
+        columns = self.table.c
         with self.engine.connect() as connection:
-            return connection.execute(select(self.table.c.seq).where(
-                self.table.c.decision_id == decision_id)).scalar_one_or_none()
+            return connection.execute(select(columns.seq).where(
+                columns.event_time == event_time,
+                columns.decision_id == decision_id)).scalar_one_or_none()
 
     def latest_time(self) -> str | None:
         with self.engine.connect() as connection:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 FAMILY_TYPOLOGY = {
@@ -30,38 +32,51 @@ class _UnionFind:
         self.parent[self.find(a)] = self.find(b)
 
 
-def suspected_networks(flagged: pd.DataFrame, in_request: set[str]) -> list[dict[str, Any]]:
-    """Groups of flagged edges (``sender``, ``receiver``, ``time``, ``amount_usd``, ``id``,
-    ``families``) connected through shared accounts; only groups touching the request."""
-    if flagged.empty:
-        return []
+class Edge(NamedTuple):
+    """A flagged transaction between two accounts (``bank|account``)."""
+
+    id: str
+    sender: str
+    receiver: str
+    time: pd.Timestamp
+    amount_usd: float
+    families: list[str]
+
+
+def suspected_networks(edges: Sequence[Edge], in_request: set[str]) -> list[dict[str, Any]]:
+    """Groups of flagged edges connected through shared accounts; only groups touching the
+    request. Plain Python (edges are few; grouping them with pandas cost a millisecond)."""
     sets = _UnionFind()
-    for sender, receiver in zip(flagged["sender"], flagged["receiver"], strict=True):
-        sets.union(sender, receiver)
-    roots = flagged["sender"].map(sets.find)
-    networks = []
-    for _, group in flagged.groupby(roots.to_numpy(), sort=False):
-        ids = set(group["id"])
-        if not ids & in_request:
-            continue
-        accounts = sorted(set(group["sender"]) | set(group["receiver"]))
-        families = Counter(f for fams in group["families"] for f in fams)
-        networks.append({
-            "accounts": accounts,
-            "transactions": sorted(ids),
-            "total_amount_usd": float(group["amount_usd"].sum()),
-            "first_time": pd.Timestamp(group["time"].min()).isoformat(),
-            "last_time": pd.Timestamp(group["time"].max()).isoformat(),
-            "typology_guess": _guess(group, families),
-        })
+    for edge in edges:
+        sets.union(edge.sender, edge.receiver)
+    groups: dict[str, list[Edge]] = {}
+    for edge in edges:
+        groups.setdefault(sets.find(edge.sender), []).append(edge)
+    networks = [_network(group) for group in groups.values()
+                if any(edge.id in in_request for edge in group)]
     return sorted(networks, key=lambda n: -n["total_amount_usd"])
 
 
-def _guess(group: pd.DataFrame, families: Counter) -> str:
+def _network(group: list[Edge]) -> dict[str, Any]:
+    """One group's accounts, transactions, total (numpy's sum, as pandas sums), time span and
+    typology guess."""
+    times = [edge.time for edge in group]
+    return {
+        "accounts": sorted({edge.sender for edge in group} | {edge.receiver for edge in group}),
+        "transactions": sorted({edge.id for edge in group}),
+        "total_amount_usd": float(np.nansum([edge.amount_usd for edge in group])),
+        "first_time": pd.Timestamp(min(times)).isoformat(),
+        "last_time": pd.Timestamp(max(times)).isoformat(),
+        "typology_guess": _guess(group),
+    }
+
+
+def _guess(group: list[Edge]) -> str:
     """The typology a group looks like: a closed loop is a cycle; else the dominant family."""
-    senders, receivers = set(group["sender"]), set(group["receiver"])
+    senders, receivers = {edge.sender for edge in group}, {edge.receiver for edge in group}
     if len(group) >= 2 and senders == receivers:
         return "CYCLE"
+    families = Counter(family for edge in group for family in edge.families)
     for family, _ in families.most_common():
         if family in FAMILY_TYPOLOGY:
             return FAMILY_TYPOLOGY[family]

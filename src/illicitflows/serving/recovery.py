@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from illicitflows.audit.models import StoredDecision
 from illicitflows.audit.store import AuditLog
 from illicitflows.serving.history import HistoryStore
 
@@ -25,9 +26,11 @@ def restore_history(store: HistoryStore, audit: AuditLog, detector: str, id_colu
                     time_column: str) -> int:
     """Drop the rows of ``store`` after its newest logged decision of ``detector``, then append
     the logged decisions it lacks; returns how many were appended."""
-    after, newest = _newest_held(store, audit, detector)
+    newest, after = _newest_held(store, audit, detector, time_column), 0
     if newest is not None:
-        dropped = store.remove_after(store.seq_of(newest))
+        after = newest.seq
+        dropped = store.remove_after(store.seq_of(newest.decision_id,
+                                                  newest.record[time_column]))
         if dropped:
             log.warning("%s history held %d decision(s) that were never logged (a crash "
                         "before their audit commit): dropped", detector, dropped)
@@ -41,14 +44,14 @@ def restore_history(store: HistoryStore, audit: AuditLog, detector: str, id_colu
     return restored
 
 
-def _newest_held(store: HistoryStore, audit: AuditLog, detector: str) -> tuple[int, str | None]:
-    """Audit position and id of the newest decision of ``detector`` in the history ((0, None):
-    none is)."""
+def _newest_held(store: HistoryStore, audit: AuditLog, detector: str,
+                 time_column: str) -> StoredDecision | None:
+    """The newest decision of ``detector`` whose record the history holds (None: none)."""
     before = None
-    while page := audit.ids_before(detector, before, PAGE):
-        held = store.held([decision_id for _, decision_id in page])
-        for seq, decision_id in page:
-            if decision_id in held:
-                return seq, decision_id
-        before = page[-1][0]
-    return 0, None
+    while page := audit.decisions_before(detector, before, PAGE):
+        held = store.held({d.decision_id: d.record[time_column] for d in page})
+        for decision in page:
+            if decision.decision_id in held:
+                return decision
+        before = page[-1].seq
+    return None

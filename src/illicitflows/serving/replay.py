@@ -12,6 +12,7 @@ import pandas as pd
 from illicitflows.audit.store import AuditLog
 from illicitflows.explain.reasons import explain
 from illicitflows.modeling.domains import DOMAINS
+from illicitflows.serving.engine import SCORERS
 from illicitflows.serving.history import HistoryStore
 from illicitflows.tracking.registry import load_detector
 
@@ -44,7 +45,7 @@ def replay_decision(decision_id: str, audit: AuditLog, history_url: str) -> Repl
         raise LookupError(f"no decision {decision_id!r} in the audit log")
     detector, _ = load_detector(stored.detector, stored.model_version)
     history = HistoryStore(history_url, stored.detector)
-    seq = history.seq_of(decision_id)
+    seq = history.seq_of(decision_id, stored.record[SCORERS[stored.detector].time_column])
     if seq is None:
         raise LookupError(f"decision {decision_id!r} has no record in the history store "
                           f"{history_url}")

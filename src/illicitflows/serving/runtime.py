@@ -14,13 +14,7 @@ from illicitflows.access.keys import KeyStore
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.modeling.detector import Detector
-from illicitflows.serving.engine import (
-    Decision,
-    ModelRef,
-    Scorer,
-    TradeScorer,
-    TransactionScorer,
-)
+from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
 from illicitflows.settings import data_dir
@@ -29,7 +23,6 @@ from illicitflows.tracking.setup import configure
 
 log = logging.getLogger("illicitflows.serving")
 DETECTORS = ("transactions", "trade")
-SCORERS: dict[str, type[Scorer]] = {"transactions": TransactionScorer, "trade": TradeScorer}
 
 
 @dataclass
