@@ -12,6 +12,7 @@ from illicitflows.transactions.features import (
     LateRecordError,
     TransactionFeatureBuilder,
 )
+from illicitflows.transactions.features.builder import time_order
 
 START = pd.Timestamp("2022-09-01 08:00")
 
@@ -230,7 +231,7 @@ def test_given_scores_give_the_same_memory_as_the_attached_model() -> None:
     builder = with_memory(frame)
     full = builder.transform(frame)
     scores = AmountScorer().score(full)
-    memory = builder.memory_features(frame, scores, stage=0)
+    memory = builder.memory_features(time_order(frame), scores, stage=0)
     pd.testing.assert_frame_equal(memory, full[memory.columns.tolist()])
     assert builder.feature_names[-len(memory.columns):] == memory.columns.tolist()
 
@@ -273,7 +274,7 @@ def test_given_scores_give_each_rounds_memory() -> None:
     frame = random_transactions(n=1000)
     builder = with_two_rounds(frame)
     full = builder.transform(frame)
-    second = builder.memory_features(frame, EchoScorer().score(full), stage=1)
+    second = builder.memory_features(time_order(frame), EchoScorer().score(full), stage=1)
     pd.testing.assert_frame_equal(second, full[second.columns.tolist()])
 
 

@@ -35,6 +35,7 @@ from illicitflows.modeling.lgbm import (
 )
 from illicitflows.modeling.threshold import choose_threshold
 from illicitflows.transactions.features import TransactionFeatureBuilder
+from illicitflows.transactions.features.builder import time_order
 
 
 @dataclass
@@ -81,6 +82,7 @@ def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
     memory), attach each round's model to ``builder`` and add its memory columns to
     ``features`` in place (no copy of the large base matrix)."""
     folds = _time_folds(frame, splits, pipeline.memory_folds)
+    transfers = time_order(frame)
     train = splits == "train"
     train_rows, valid = np.flatnonzero(train), splits == "valid"
     served_memory: dict[str, np.ndarray] = {}  # earlier rounds as the detector computes them
@@ -96,8 +98,9 @@ def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
         threshold = choose_threshold(y[valid], served[valid], pipeline.threshold.policy,
                                      pipeline.threshold.budget)
         builder.attach_memory(full, threshold)
-        remembered = builder.memory_features(frame, np.where(train, held_out, served), stage)
-        as_served = builder.memory_features(frame, served, stage)
+        remembered = builder.memory_features(transfers, np.where(train, held_out, served),
+                                             stage)
+        as_served = builder.memory_features(transfers, served, stage)
         for name in remembered.columns:
             served_memory[name] = as_served[name].to_numpy(dtype=DTYPE)
             features[name] = np.where(train, remembered[name].to_numpy(dtype=DTYPE),

@@ -13,6 +13,7 @@ guarantees. Round r's model reads the base features and the memory of the rounds
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
@@ -33,7 +34,7 @@ from illicitflows.transactions.features.catalog import (
 )
 from illicitflows.transactions.features.config import HOUR, FeatureConfig, window_label
 from illicitflows.transactions.features.currency import amount_usd, implied_usd_rates
-from illicitflows.transactions.features.state import HistoryState
+from illicitflows.transactions.features.state import HistoryState, memory_rings
 from illicitflows.validation import LateRecordError
 
 FEATURES_VERSION = "transactions-features-4"
@@ -125,19 +126,18 @@ class TransactionFeatureBuilder:
         for stage, model in enumerate(self.memory_models):
             inputs = pd.DataFrame({name: columns[name] for name in self.round_inputs(stage)})
             columns |= self._remember(stage, seconds, senders, receivers, model.score(inputs),
-                                      state)
+                                      state.rings(stage))
         return _in_input_order(columns, self.feature_names, order, frame.index)
 
-    def memory_features(self, frame: pd.DataFrame, scores: np.ndarray,
+    def memory_features(self, transfers: TimeOrder, scores: np.ndarray,
                         stage: int) -> pd.DataFrame:
-        """Round ``stage``'s risk-memory features of ``frame`` from given ``scores`` (input
-        order) instead of its model's, e.g. out-of-fold scores while training."""
-        state = self.new_state()
-        order, ordered, seconds = _time_ordered(frame)
-        senders, receivers = self._account_ids(ordered, state)
-        columns = self._remember(stage, seconds, senders, receivers,
-                                 np.asarray(scores)[order], state)
-        return _in_input_order(columns, list(columns), order, frame.index)
+        """Round ``stage``'s risk-memory features of a frame's ``transfers``
+        (:func:`time_order`) from given ``scores`` (input order) instead of its model's, e.g.
+        out-of-fold scores while training. Only that round's memory rings are allocated."""
+        rings = memory_rings(transfers.n_accounts, self.config.memory_depth)
+        columns = self._remember(stage, transfers.seconds, transfers.senders,
+                                 transfers.receivers, np.asarray(scores)[transfers.order], rings)
+        return _in_input_order(columns, list(columns), transfers.order, transfers.index)
 
     @staticmethod
     def _account_ids(frame: pd.DataFrame, state: HistoryState) -> tuple[np.ndarray, np.ndarray]:
@@ -146,15 +146,14 @@ class TransactionFeatureBuilder:
 
     def _remember(self, stage: int, seconds: np.ndarray, senders: np.ndarray,
                   receivers: np.ndarray, scores: np.ndarray,
-                  state: HistoryState) -> dict[str, np.ndarray]:
-        """Read then extend round ``stage``'s memory, transfer by transfer in time order."""
+                  rings: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+        """Read then extend round ``stage``'s memory ``rings`` (:meth:`HistoryState.rings`),
+        transfer by transfer in time order."""
         out = np.empty((len(seconds), 2 * len(memory.MEMORY_STATS)))
-        a = state.arrays
         memory.remember(seconds, senders, receivers, np.asarray(scores, dtype=np.float64),
                         int(self.config.memory_window_h * HOUR),
                         int(self.config.memory_recent_h * HOUR), self.memory_levels[stage],
-                        *(a[name][:, stage] for name in ("ring_t", "ring_s", "ring_in",
-                                                          "ring_pos")), out)
+                        *rings, out)
         return {name: out[:, j] for j, name in enumerate(memory_names(self.config, stage))}
 
     def _row_features(self, frame: pd.DataFrame, seconds: np.ndarray,
@@ -242,6 +241,32 @@ class TransactionFeatureBuilder:
         for k, name in enumerate(kernel.SCALARS):
             columns[name] = out[:, scalar + k]
         return columns
+
+
+@dataclass(frozen=True)
+class TimeOrder:
+    """A frame's transfers in time order as the risk memory reads them: input positions, epoch
+    seconds, dense sender and receiver ids (``n_accounts`` of them) and the frame's index."""
+
+    order: np.ndarray
+    seconds: np.ndarray
+    senders: np.ndarray
+    receivers: np.ndarray
+    n_accounts: int
+    index: pd.Index
+
+
+def time_order(frame: pd.DataFrame) -> TimeOrder:
+    """:class:`TimeOrder` of ``frame`` (ties keep input order), read column by column rather
+    than through a time-ordered copy of the frame."""
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]")
+    order = np.argsort(stamps, kind="stable")
+    ids, uniques = pd.factorize(np.concatenate([
+        _account_keys(frame["from_bank"], frame["from_account"]),
+        _account_keys(frame["to_bank"], frame["to_account"])]))
+    n = len(frame)
+    return TimeOrder(order, stamps[order].astype(np.int64), ids[:n][order], ids[n:][order],
+                     len(uniques), frame.index)
 
 
 def _time_ordered(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:

@@ -61,6 +61,10 @@ class HistoryState:
         self._allocate_accounts(len(self.accounts))
         return ids[inverse]
 
+    def rings(self, stage: int) -> tuple[np.ndarray, ...]:
+        """Round ``stage``'s memory rings (time, score, received, next slot) of every account."""
+        return tuple(self.arrays[name][:, stage] for name in (*RING_ARRAYS, RING_POSITION))
+
     def reserve_edges(self, n_new: int) -> None:
         """Make room for ``n_new`` more edges."""
         self._allocate_edges(self.n_edges + n_new)
@@ -88,6 +92,14 @@ class HistoryState:
             self.arrays[name] = _grown(self.arrays.get(name), rings, dtype, name in LINKS)
         self.arrays[RING_POSITION] = _grown(self.arrays.get(RING_POSITION),
                                             (size, self.memory_rounds), np.int64, False)
+
+
+def memory_rings(n_accounts: int, depth: int) -> tuple[np.ndarray, ...]:
+    """Empty rings of one memory round for ``n_accounts`` accounts, laid out as
+    :meth:`HistoryState.rings` (without the window aggregates a whole state carries)."""
+    rings = tuple(np.full((n_accounts, depth), -1 if name in LINKS else 0, dtype=dtype)
+                  for name, dtype in RING_ARRAYS.items())
+    return (*rings, np.zeros(n_accounts, dtype=np.int64))
 
 
 def _grown(old: np.ndarray | None, shape: tuple[int, ...], dtype: type, link: bool) -> np.ndarray:
