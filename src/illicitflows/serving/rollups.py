@@ -18,15 +18,12 @@ def roll_up(keys: Sequence[Sequence[str]], scores: list[float], flagged: list[bo
     found: dict[str, list[float]] = {}
     for row_keys, score in zip(keys, scores, strict=True):
         for key in dict.fromkeys(row_keys):
-            values = found.get(key)
-            if values is None:
-                found[key] = [score]
-            else:
-                values.append(score)
+            found.setdefault(key, []).append(score)
     hits: dict[str, list[int]] = {}
-    for row in [row for row, hit in enumerate(flagged) if hit]:
-        for key in dict.fromkeys(keys[row]):
-            hits.setdefault(key, []).append(row)
+    for row, hit in enumerate(flagged):
+        if hit:
+            for key in dict.fromkeys(keys[row]):
+                hits.setdefault(key, []).append(row)
     order = sorted((-max(values), key) for key, values in found.items())
     return [_entry(key, -negative_max, found[key], hits.get(key, []), reasons)
             for negative_max, key in order]

@@ -259,21 +259,25 @@ class TimeOrder:
 def time_order(frame: pd.DataFrame) -> TimeOrder:
     """:class:`TimeOrder` of ``frame`` (ties keep input order), read column by column rather
     than through a time-ordered copy of the frame."""
-    stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]")
-    order = np.argsort(stamps, kind="stable")
+    order, seconds = _order_and_seconds(frame)
     ids, uniques = pd.factorize(np.concatenate([
         _account_keys(frame["from_bank"], frame["from_account"]),
         _account_keys(frame["to_bank"], frame["to_account"])]))
     n = len(frame)
-    return TimeOrder(order, stamps[order].astype(np.int64), ids[:n][order], ids[n:][order],
-                     len(uniques), frame.index)
+    return TimeOrder(order, seconds, ids[:n][order], ids[n:][order], len(uniques), frame.index)
 
 
 def _time_ordered(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
     """(order, rows in time order, their seconds); ties keep input order."""
-    order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
-    ordered = frame.iloc[order]
-    return order, ordered, ordered["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+    order, seconds = _order_and_seconds(frame)
+    return order, frame.iloc[order], seconds
+
+
+def _order_and_seconds(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Input positions in time order (ties keep input order) and their epoch seconds."""
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]")
+    order = np.argsort(stamps, kind="stable")
+    return order, stamps[order].astype(np.int64)
 
 
 def _in_input_order(columns: dict[str, np.ndarray], names: list[str], order: np.ndarray,
