@@ -10,8 +10,9 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from illicitflows.jobs.config import TransactionsPipeline
-from illicitflows.jobs.risk_memory import FirstStageData, add_risk_memory, score_rows
+from illicitflows.jobs.risk_memory import FirstStageData, add_risk_memory
 from illicitflows.jobs.train_transactions import build_features
+from illicitflows.jobs.training import score_rows
 from illicitflows.modeling import lgbm
 from illicitflows.modeling.split import split_by_fractions
 from illicitflows.transactions.features import TransactionFeatureBuilder
@@ -47,40 +48,42 @@ def test_chunked_features_equal_one_pass_in_float32(data) -> None:
     np.testing.assert_array_equal(features.to_numpy(), one_pass.to_numpy(dtype=np.float32))
 
 
-def test_a_subset_of_the_shared_dataset_fits_the_model_of_its_rows(data, pipeline) -> None:
+def test_fold_models_fit_on_subsets_of_the_shared_dataset(data, pipeline) -> None:
     features, y, splits = data["features"], data["y"], data["splits"]
     shared = FirstStageData.build(features, y, splits, data["builder"].categorical_features,
                                   pipeline)
-    half = np.flatnonzero(splits == "train")[::2]
-    from_subset = shared.fit_rounds(half, 25)
-    kept = shared.rows[np.isin(shared.rows, half)]
-    sliced = lgb.Dataset(features.iloc[kept].to_numpy(), y[kept],
-                         weight=shared.train.get_weight()[np.isin(shared.rows, half)],
-                         reference=shared.train, feature_name=list(features.columns),
-                         categorical_feature=shared.train.categorical_feature,
-                         params=shared.train.get_params())
-    params = {**shared.train.get_params(), "seed": 0, "num_threads": 2,
-              **pipeline.model.params, "scale_pos_weight": 1.0}
-    from_slice = lgbm.fit_rounds(params, sliced, 25)
-    assert from_subset.best_rounds == 25
-    assert from_subset.to_text() == from_slice.to_text()
+    train = np.flatnonzero(splits == "train")
+    folds = [train[::2], train[1::2]]
+    models = shared.fit_folds(folds, 25)
+    for fold, model in zip(folds, models, strict=True):
+        outside = ~np.isin(shared.rows, fold)
+        kept = shared.rows[outside]
+        sliced = lgb.Dataset(features.iloc[kept].to_numpy(), y[kept],
+                             weight=shared.train.get_weight()[outside],
+                             reference=shared.train, feature_name=list(features.columns),
+                             categorical_feature=shared.train.categorical_feature,
+                             params=shared.train.get_params())
+        params = {**shared.train.get_params(), "seed": 0, "num_threads": 2,
+                  **pipeline.model.params, "scale_pos_weight": 1.0}
+        assert model.best_rounds == 25
+        assert model.to_text() == lgbm.fit_rounds(params, sliced, 25).to_text()
 
 
 def test_fold_models_train_for_the_full_models_best_rounds(data, pipeline, monkeypatch) -> None:
     frame, features, y, splits = data["frame"], data["features"], data["y"], data["splits"]
-    fitted: list[int] = []
-    original = FirstStageData.fit_rounds
+    fitted: list[tuple[int, int]] = []
+    original = FirstStageData.fit_folds
 
-    def recording(self, rows, rounds):
-        fitted.append(rounds)
-        return original(self, rows, rounds)
+    def recording(self, folds, rounds):
+        fitted.append((len(folds), rounds))
+        return original(self, folds, rounds)
 
-    monkeypatch.setattr(FirstStageData, "fit_rounds", recording)
+    monkeypatch.setattr(FirstStageData, "fit_folds", recording)
     builder = TransactionFeatureBuilder(pipeline.features).fit(frame[splits == "train"])
     add_risk_memory(builder, frame, features.copy(), y, splits, pipeline)
     full = builder.memory_models[0]
     assert full.booster.best_iteration > 0  # stopped early on validation
-    assert fitted == [full.best_rounds] * pipeline.memory_folds
+    assert fitted == [(pipeline.memory_folds, full.best_rounds)]
 
 
 def test_chunked_scoring_equals_one_call(data, pipeline, monkeypatch) -> None:

@@ -232,7 +232,8 @@ def test_given_scores_give_the_same_memory_as_the_attached_model() -> None:
     full = builder.transform(frame)
     scores = AmountScorer().score(full)
     memory = builder.memory_features(time_order(frame), scores, stage=0)
-    pd.testing.assert_frame_equal(memory, full[memory.columns.tolist()])
+    assert (memory.dtypes == np.float32).all()  # as the models read them
+    pd.testing.assert_frame_equal(memory, full[memory.columns.tolist()].astype(np.float32))
     assert builder.feature_names[-len(memory.columns):] == memory.columns.tolist()
 
 
@@ -275,7 +276,7 @@ def test_given_scores_give_each_rounds_memory() -> None:
     builder = with_two_rounds(frame)
     full = builder.transform(frame)
     second = builder.memory_features(time_order(frame), EchoScorer().score(full), stage=1)
-    pd.testing.assert_frame_equal(second, full[second.columns.tolist()])
+    pd.testing.assert_frame_equal(second, full[second.columns.tolist()].astype(np.float32))
 
 
 def test_no_more_rounds_than_configured() -> None:

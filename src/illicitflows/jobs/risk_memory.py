@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import TransactionsPipeline
-from illicitflows.jobs.training import lightgbm_params, training_rows
+from illicitflows.jobs.training import lightgbm_params, score_rows, training_rows
 from illicitflows.modeling.lgbm import (
-    DTYPE,
-    SCORE_CHUNK,
     LightGBMModel,
     fit_booster,
     fit_rounds,
@@ -66,10 +64,15 @@ class FirstStageData:
         return fit_booster(params, self.train, self.valid, model.num_boost_round,
                            model.early_stopping_rounds)
 
-    def fit_rounds(self, fit_rows: np.ndarray, rounds: int) -> LightGBMModel:
-        """A first-stage model on the training rows among ``fit_rows`` (frame positions),
-        trained for ``rounds`` rounds."""
-        kept = np.flatnonzero(np.isin(self.rows, fit_rows))
+    def fit_folds(self, folds: list[np.ndarray], rounds: int) -> list[LightGBMModel]:
+        """For each fold, a first-stage model on the other folds' training rows, trained for
+        ``rounds`` rounds."""
+        return [self._fit_without(fold, rounds) for fold in folds]
+
+    def _fit_without(self, fold: np.ndarray, rounds: int) -> LightGBMModel:
+        in_fold = np.zeros(len(self.y), dtype=bool)  # a mask: set operations sort millions
+        in_fold[fold] = True
+        kept = np.flatnonzero(~in_fold[self.rows])
         params = lightgbm_params(self.pipeline.model, self.y[self.rows[kept]],
                                  self.pipeline.seed)
         return fit_rounds(params, self.train.subset(kept), rounds)
@@ -84,36 +87,35 @@ def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
     folds = _time_folds(frame, splits, pipeline.memory_folds)
     transfers = time_order(frame)
     train = splits == "train"
-    train_rows, valid = np.flatnonzero(train), splits == "valid"
+    valid = splits == "valid"
+    rounds = pipeline.features.memory_rounds
     served_memory: dict[str, np.ndarray] = {}  # earlier rounds as the detector computes them
-    for stage in range(pipeline.features.memory_rounds):
+    for stage in range(rounds):
         data = FirstStageData.build(features, y, splits, builder.categorical_features, pipeline)
         full = data.fit_full()
         held_out = np.empty(len(frame))
-        for fold in folds:
-            fold_model = data.fit_rounds(np.setdiff1d(train_rows, fold), full.best_rounds)
+        for fold, fold_model in zip(folds, data.fit_folds(folds, full.best_rounds),
+                                    strict=True):
             held_out[fold] = score_rows(fold_model, features, fold)
         del data  # the binned Datasets
         served = score_rows(full, features.assign(**served_memory), np.arange(len(frame)))
         threshold = choose_threshold(y[valid], served[valid], pipeline.threshold.policy,
                                      pipeline.threshold.budget)
         builder.attach_memory(full, threshold)
+        if stage == rounds - 1:
+            served_memory.clear()  # no later round scores with it
+        as_served = builder.memory_features(transfers, served, stage)
+        for name in as_served.columns:
+            features[name] = as_served[name].to_numpy()
+            if stage < rounds - 1:
+                served_memory[name] = features[name].to_numpy()
+        del as_served
         remembered = builder.memory_features(transfers, np.where(train, held_out, served),
                                              stage)
-        as_served = builder.memory_features(transfers, served, stage)
-        for name in remembered.columns:
-            served_memory[name] = as_served[name].to_numpy(dtype=DTYPE)
-            features[name] = np.where(train, remembered[name].to_numpy(dtype=DTYPE),
-                                      served_memory[name])
+        for name in remembered.columns:  # training rows remember out-of-fold scores
+            features[name] = np.where(train, remembered[name].to_numpy(),
+                                      features[name].to_numpy())
     return features
-
-
-def score_rows(model: LightGBMModel, features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """Scores of the given rows of ``features``, a chunk at a time (no copy of all of them)."""
-    parts = [np.empty(0)]
-    for start in range(0, len(rows), SCORE_CHUNK):
-        parts.append(model.score(features.iloc[rows[start:start + SCORE_CHUNK]]))
-    return np.concatenate(parts)
 
 
 def _time_folds(frame: pd.DataFrame, splits: np.ndarray, k: int) -> list[np.ndarray]:

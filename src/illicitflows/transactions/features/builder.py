@@ -125,19 +125,24 @@ class TransactionFeatureBuilder:
                    **self._run_kernel(seconds, senders, receivers, usd, state, progress)}
         for stage, model in enumerate(self.memory_models):
             inputs = pd.DataFrame({name: columns[name] for name in self.round_inputs(stage)})
-            columns |= self._remember(stage, seconds, senders, receivers, model.score(inputs),
-                                      state.rings(stage))
+            out = np.empty((len(frame), 2 * len(memory.MEMORY_STATS)))
+            names = self._remember(stage, seconds, senders, receivers, model.score(inputs),
+                                   state.rings(stage), np.arange(len(frame)), out)
+            columns |= {name: out[:, j] for j, name in enumerate(names)}
         return _in_input_order(columns, self.feature_names, order, frame.index)
 
     def memory_features(self, transfers: TimeOrder, scores: np.ndarray,
                         stage: int) -> pd.DataFrame:
         """Round ``stage``'s risk-memory features of a frame's ``transfers``
         (:func:`time_order`) from given ``scores`` (input order) instead of its model's, e.g.
-        out-of-fold scores while training. Only that round's memory rings are allocated."""
+        out-of-fold scores while training: float32 (what the models read), in input order,
+        written there by the kernel (no time-ordered copy). Only that round's memory rings are
+        allocated."""
         rings = memory_rings(transfers.n_accounts, self.config.memory_depth)
-        columns = self._remember(stage, transfers.seconds, transfers.senders,
-                                 transfers.receivers, np.asarray(scores)[transfers.order], rings)
-        return _in_input_order(columns, list(columns), transfers.order, transfers.index)
+        out = np.empty((len(transfers.order), 2 * len(memory.MEMORY_STATS)), dtype=np.float32)
+        names = self._remember(stage, transfers.seconds, transfers.senders, transfers.receivers,
+                               np.asarray(scores)[transfers.order], rings, transfers.order, out)
+        return pd.DataFrame(out, columns=names, index=transfers.index, copy=False)
 
     @staticmethod
     def _account_ids(frame: pd.DataFrame, state: HistoryState) -> tuple[np.ndarray, np.ndarray]:
@@ -146,15 +151,16 @@ class TransactionFeatureBuilder:
 
     def _remember(self, stage: int, seconds: np.ndarray, senders: np.ndarray,
                   receivers: np.ndarray, scores: np.ndarray,
-                  rings: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+                  rings: tuple[np.ndarray, ...], rows: np.ndarray,
+                  out: np.ndarray) -> list[str]:
         """Read then extend round ``stage``'s memory ``rings`` (:meth:`HistoryState.rings`),
-        transfer by transfer in time order."""
-        out = np.empty((len(seconds), 2 * len(memory.MEMORY_STATS)))
+        transfer by transfer in time order, writing the ``i``-th transfer's memory to row
+        ``rows[i]`` of ``out``; returns the names of ``out``'s columns."""
         memory.remember(seconds, senders, receivers, np.asarray(scores, dtype=np.float64),
                         int(self.config.memory_window_h * HOUR),
                         int(self.config.memory_recent_h * HOUR), self.memory_levels[stage],
-                        *rings, out)
-        return {name: out[:, j] for j, name in enumerate(memory_names(self.config, stage))}
+                        *rings, rows, out)
+        return memory_names(self.config, stage)
 
     def _row_features(self, frame: pd.DataFrame, seconds: np.ndarray,
                       usd: np.ndarray) -> dict[str, np.ndarray]:

@@ -62,15 +62,17 @@ def _push(a, t, score, received, ring_t, ring_s, ring_in, ring_pos):
 
 
 @njit(cache=True)
-def remember(t, src, dst, scores, window, recent, level, ring_t, ring_s, ring_in, ring_pos, out):
-    """Fill ``out`` (n x 2 * len(MEMORY_STATS): the sender's stats, then the receiver's) and
-    add each transfer's score to both accounts' memories."""
+def remember(t, src, dst, scores, window, recent, level, ring_t, ring_s, ring_in, ring_pos,
+             rows, out):
+    """Fill row ``rows[i]`` of ``out`` (n x 2 * len(MEMORY_STATS): the sender's stats, then
+    the receiver's) for the ``i``-th transfer in time order, and add each transfer's score to
+    both accounts' memories."""
     width = out.shape[1] // 2
     for i in range(t.shape[0]):
         s = src[i]
         r = dst[i]
-        _read(s, t[i], window, recent, level, ring_t, ring_s, ring_in, out, i, 0)
-        _read(r, t[i], window, recent, level, ring_t, ring_s, ring_in, out, i, width)
+        _read(s, t[i], window, recent, level, ring_t, ring_s, ring_in, out, rows[i], 0)
+        _read(r, t[i], window, recent, level, ring_t, ring_s, ring_in, out, rows[i], width)
         _push(s, t[i], scores[i], SENT, ring_t, ring_s, ring_in, ring_pos)
         if r != s:
             _push(r, t[i], scores[i], RECEIVED, ring_t, ring_s, ring_in, ring_pos)
