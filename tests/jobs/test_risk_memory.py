@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
-from illicitflows.jobs.config import TransactionsPipeline
+from illicitflows.jobs.config import ThresholdConfig, TransactionsPipeline
 from illicitflows.jobs.risk_memory import FirstStageData, add_risk_memory
 from illicitflows.jobs.train_transactions import build_features
-from illicitflows.jobs.training import score_rows
+from illicitflows.jobs.training import fit_scoring_model, score_rows
 from illicitflows.modeling import lgbm
 from illicitflows.modeling.split import split_by_fractions
 from illicitflows.transactions.features import TransactionFeatureBuilder
@@ -170,3 +170,28 @@ def test_datasets_read_in_batches_bin_and_train_as_one_matrix(data, pipeline,
     assert valid_set.num_data() == len(valid)
     assert valid_set.get_weight() is None  # not the zeros LightGBM gives by reference
     np.testing.assert_array_equal(valid_set.get_label(), y[valid])
+
+
+def test_an_ensemble_scores_the_mean_margin_and_its_contributions_add_up(data,
+                                                                         pipeline) -> None:
+    features, y, splits = data["features"], data["y"], data["splits"]
+    model = pipeline.model.model_copy(update={"ensemble": 3})
+    single = fit_scoring_model(features, y, splits, pipeline.model, ThresholdConfig(), [], 5)
+    fitted = fit_scoring_model(features, y, splits, model, ThresholdConfig(), [], 5)
+    members = [fit_scoring_model(features, y, splits, pipeline.model, ThresholdConfig(), [],
+                                 seed).model for seed in (5, 6, 7)]
+    assert single.model.to_text() == members[0].to_text()
+    assert len({m.to_text().split("parameters:")[0] for m in members}) == 3  # different trees
+    assert fitted.best_iterations == [m.booster.best_iteration for m in members]
+    merged = lgbm.LightGBMModel.from_text(fitted.model.to_text())  # as registered
+    test = features.iloc[np.flatnonzero(splits == "test")]
+    margins = np.mean([m.raw_margin(test) for m in members], axis=0)
+    np.testing.assert_allclose(merged.raw_margin(test), margins, atol=1e-12)
+    np.testing.assert_allclose(merged.score(test), 1 / (1 + np.exp(-margins)), atol=1e-12)
+    np.testing.assert_allclose(fitted.scores[splits == "test"], merged.score(test), atol=1e-12)
+    assert np.isnan(fitted.scores[splits == "train"]).all()  # nothing reads them
+    base, contributions = merged.contributions(test)
+    np.testing.assert_allclose(base + contributions.sum(axis=1), margins, atol=1e-9)
+    np.testing.assert_allclose(
+        contributions, np.mean([m.contributions(test)[1] for m in members], axis=0), atol=1e-9)
+    assert lgbm.averaged(members[:1]) is members[0]

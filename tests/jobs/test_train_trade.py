@@ -107,7 +107,7 @@ def test_label_free_isolation_forest(sim_files: dict[str, Path], tracking_uri: s
     pipeline = fast_pipeline(model=model, split=SplitConfig(fractions=(0.5, 0.25, 0.25)))
     document = train_trade(TrainTradeRequest(data=sim_files["declarations"], pipeline=pipeline,
                                              tracking_uri=tracking_uri))
-    assert document["best_iteration"] is None
+    assert document["best_iterations"] is None
     assert 0.0 <= document["test"]["precision_at"]["5"] <= 1.0
     assert "baseline" not in document
 

@@ -38,6 +38,10 @@ class ModelConfig(BaseModel):
         1.0, gt=0, le=1, description="Share of negative training rows kept (every positive is "
         "kept); kept negatives weigh its inverse, so scores stay calibrated. Cuts training "
         "time on large, imbalanced data.")
+    ensemble: int = Field(
+        1, ge=1, description="LightGBM models fitted with seeds seed, seed + 1, ... (each its "
+        "own sample of negatives); the detector scores with the mean of their raw margins (one "
+        "booster of all their trees), so its exact TreeSHAP contributions still add up.")
     max_negatives: int | None = Field(
         None, ge=1, description="Upper bound on the negative training rows kept: on larger "
         "data the kept share shrinks to it, so training time stops growing with the data "

@@ -58,6 +58,7 @@ def record_training(record: TrainingRecord, tracking_uri: str | None) -> dict[st
                                             "imbalance": pipeline.model.imbalance,
                                             "negative_sample": pipeline.model.negative_sample,
                                             "max_negatives": pipeline.model.max_negatives,
+                                            "ensemble": pipeline.model.ensemble,
                                             "threshold_policy": pipeline.threshold.policy}))
         mlflow.log_param("n_features", len(record.detector.builder.feature_names))
         mlflow.log_dict(pipeline.model_dump(mode="json"), "config/pipeline.json")

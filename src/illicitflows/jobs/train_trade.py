@@ -153,7 +153,7 @@ def _baseline(frame: pd.DataFrame, labels: _Labels | None, splits: np.ndarray,
     fitted = _fit_model(builder, features, labels, splits, model, pipeline, None)
     return {"name": RAW_BASELINE, "threshold": fitted.threshold,
             "test": _evaluated(labels, fitted, splits == "test"),
-            "best_iteration": fitted.best_iteration,
+            "best_iterations": fitted.best_iterations,
             "timings": {"features_s": features_s, "train_s": time.perf_counter() - started}}
 
 
@@ -230,7 +230,7 @@ def train_trade(request: TrainTradeRequest,
         "rows": {name: int((splits == name).sum()) for name in ("train", "valid", "test")},
         "timings": {"load_s": load_s, "features_s": features_s, "train_s": train_s},
         "quarantined": quarantined,
-        "best_iteration": fitted.best_iteration,
+        "best_iterations": fitted.best_iterations,
         "split": pipeline.split.describe(),
     }
     progress("evaluated")

@@ -170,7 +170,7 @@ def train_transactions(request: TrainRequest,
         "timings": {"features_s": features_s, "train_s": train_s},
         "rows": {name: int((splits == name).sum()) for name in ("train", "valid", "test")},
         "quarantined": int(len(loaded.validation.bad_rows)),
-        "best_iteration": fitted.best_iteration,
+        "best_iterations": fitted.best_iterations,
     }
     progress("evaluated")
     if request.baseline == "gfp":

