@@ -41,7 +41,8 @@ class ModelConfig(BaseModel):
     ensemble: int = Field(
         1, ge=1, description="LightGBM models fitted with seeds seed, seed + 1, ... (each its "
         "own sample of negatives); the detector scores with the mean of their raw margins (one "
-        "booster of all their trees), so its exact TreeSHAP contributions still add up.")
+        "booster of all their trees), so its exact TreeSHAP contributions still add up. The "
+        "final model only: each risk-memory round fits one.")
     max_negatives: int | None = Field(
         None, ge=1, description="Upper bound on the negative training rows kept: on larger "
         "data the kept share shrinks to it, so training time stops growing with the data "
