@@ -102,12 +102,13 @@ def add_risk_memory(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
         threshold = choose_threshold(y[valid], served[valid], pipeline.threshold.policy,
                                      pipeline.threshold.budget)
         builder.attach_memory(full, threshold)
-        if stage == rounds - 1:
+        last = stage == rounds - 1
+        if last:
             served_memory.clear()  # no later round scores with it
         as_served = builder.memory_features(transfers, served, stage)
         for name in as_served.columns:
             features[name] = as_served[name].to_numpy()
-            if stage < rounds - 1:
+            if not last:
                 served_memory[name] = features[name].to_numpy()
         del as_served
         remembered = builder.memory_features(transfers, np.where(train, held_out, served),

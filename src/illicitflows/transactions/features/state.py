@@ -97,9 +97,9 @@ class HistoryState:
 def memory_rings(n_accounts: int, depth: int) -> tuple[np.ndarray, ...]:
     """Empty rings of one memory round for ``n_accounts`` accounts, laid out as
     :meth:`HistoryState.rings` (without the window aggregates a whole state carries)."""
-    rings = tuple(np.full((n_accounts, depth), -1 if name in LINKS else 0, dtype=dtype)
+    rings = tuple(_grown(None, (n_accounts, depth), dtype, name in LINKS)
                   for name, dtype in RING_ARRAYS.items())
-    return (*rings, np.zeros(n_accounts, dtype=np.int64))
+    return (*rings, _grown(None, (n_accounts,), np.int64, False))
 
 
 def _grown(old: np.ndarray | None, shape: tuple[int, ...], dtype: type, link: bool) -> np.ndarray:
