@@ -22,6 +22,7 @@ from statistics import median
 from typing import Any
 
 from illicitflows.audit import AuditLog, DecisionBatch, DecisionInput
+from illicitflows.audit.canonical import canonical_json
 
 BATCH = 1_000
 
@@ -51,7 +52,8 @@ def as_batch(decisions: list[DecisionInput]) -> DecisionBatch:
         model_version=first.model_version, threshold=first.threshold, key_id=first.key_id,
         run_id=first.run_id, features_version=first.features_version,
         decision_ids=[str(uuid.uuid4()) for _ in decisions],
-        records=[d.record for d in decisions], scores=[d.score for d in decisions],
+        record_texts=[canonical_json(d.record) for d in decisions],
+        scores=[d.score for d in decisions],
         flagged=[d.flagged for d in decisions], explanations=[d.explanation for d in decisions])
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.access.keys import KeyStore
+from illicitflows.audit.canonical import frame_texts
 from illicitflows.jobs.config import TransactionsPipeline, load_pipeline
 from illicitflows.jobs.training import fit_scoring_model
 from illicitflows.modeling.detector import Detector
@@ -46,10 +47,15 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "p99_ms": float(np.percentile(ms, 99))}
 
 
-def api_records(frame: pd.DataFrame) -> list[dict]:
+def api_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Simulated transactions as the API takes them: no label, times as ISO text."""
     out = frame.drop(columns=["is_laundering"]).copy()
     out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return record_dicts(out)
+    return out
+
+
+def api_records(frame: pd.DataFrame) -> list[dict]:
+    return record_dicts(api_frame(frame))
 
 
 def train(frame: pd.DataFrame, rounds: int) -> Detector:
@@ -74,12 +80,12 @@ def register(detector: Detector, uri: str) -> None:
 
 def preload(history: pd.DataFrame, url: str) -> None:
     store = HistoryStore(url, "transactions")
-    records = api_records(history.assign(id=[f"h{i}" for i in range(len(history))]))
+    records = api_frame(history.assign(id=[f"h{i}" for i in range(len(history))]))
     for start in range(0, len(records), 50_000):
-        chunk = records[start:start + 50_000]
-        store.append(chunk, [r["id"] for r in chunk],
+        chunk = records.iloc[start:start + 50_000]
+        store.append(frame_texts(chunk), chunk["id"].tolist(),
                      [f"00000000-0000-4000-8000-{start + i:012d}" for i in range(len(chunk))],
-                     [r["timestamp"] for r in chunk], [0.0] * len(chunk), [False] * len(chunk))
+                     chunk["timestamp"].tolist(), [0.0] * len(chunk), [False] * len(chunk))
 
 
 def in_process(detector: Detector, history: pd.DataFrame, singles: pd.DataFrame,

@@ -6,12 +6,13 @@ import hashlib
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from illicitflows.audit.canonical import (
     canonical_json,
     dumps,
-    dumps_records,
+    frame_texts,
     jsonable,
     sha256_hex,
 )
@@ -113,19 +114,28 @@ ODD_VALUES = [None, True, False, 0, -7, 2**70, 0.1, -0.0, 1e-7, 1e16, 1e22, 2.5,
               "é\u2028\"\\\n", "100%", '{"a":[1,2.5]}', "\udcff"]
 
 
-def test_dumps_records_writes_what_dumps_writes_for_each_record() -> None:
-    """Column by column for plain records sharing their keys; one by one otherwise (NaN,
-    numpy values, times, nested values, other keys or key orders, no keys)."""
+def test_frame_texts_write_the_canonical_json_of_each_row() -> None:
+    """Column by column, numpy and C-speed paths included, the texts of canonical_json of
+    each row as a dict of its values (NaN, NaT and NA null; times ISO; odd text escaped)."""
     rng = np.random.default_rng(3)
-    names = ["b", "a%s", "é", "c"]
-    plain = [{name: ODD_VALUES[rng.integers(len(ODD_VALUES))] for name in names}
-             for _ in range(300)]
-    plain += [{name: value for name in names} for value in ODD_VALUES]  # one type per column
-    others = [[*plain[:3], {"x": 1}], [*plain[:3], dict(reversed(plain[3].items()))],
-              [*plain[:3], {**plain[3], "c": float("nan")}],
-              [*plain[:3], {**plain[3], "c": np.float64(1.5)}],
-              [*plain[:3], {**plain[3], "c": datetime(2022, 9, 1)}],
-              [*plain[:3], {**plain[3], "c": [1, {"z": 2}]}], [{1: "x"}, {1: "y"}],
-              [{}, {}], []]
-    for records in [plain, plain[:1], *others]:
-        assert dumps_records(records) == [dumps(jsonable(r)) for r in records]
+    rows = 40
+    odd = np.empty(rows, dtype=object)
+    odd[:] = [ODD_VALUES[i] for i in rng.integers(len(ODD_VALUES), size=rows)]
+    times = pd.Series(pd.to_datetime("2022-09-01") + pd.to_timedelta(
+        rng.integers(0, 10**6, size=rows), unit="s")).astype("datetime64[ns]")
+    frame = pd.DataFrame({
+        "odd": odd, "a%s": rng.normal(size=rows) * 1e3, "é": times,
+        "fraction": times + pd.Timedelta(milliseconds=5), "n": rng.integers(-5, 5, size=rows),
+        "b": rng.random(rows) < 0.5, "s": pd.Series(["x\"%"] * rows, dtype=object),
+        "flag": pd.array([1, None] * (rows // 2), dtype="Int8"),
+        "aware": pd.to_datetime(times).dt.tz_localize("Europe/Paris"),
+        "uniform": pd.Series([ODD_VALUES[-2]] * rows, dtype=object),
+    })
+    frame.loc[::7, "a%s"] = np.nan
+    frame.loc[::9, "a%s"] = np.inf
+    frame.loc[::5, "é"] = pd.NaT
+    frame.loc[::3, "s"] = pd.NA
+    expected = [canonical_json(dict(zip(frame.columns, row, strict=True)))
+                for row in zip(*(frame[name].tolist() for name in frame.columns), strict=True)]
+    assert frame_texts(frame) == expected
+    assert frame_texts(frame.iloc[:0]) == []

@@ -127,7 +127,8 @@ def batch_of(inputs: list[DecisionInput], **overrides) -> DecisionBatch:
         "request_id", "detector", "model_name", "model_version", "threshold", "key_id",
         "run_id", "features_version")}
     fields.update(decision_ids=[d.decision_id for d in inputs],
-                  records=[d.record for d in inputs], scores=[d.score for d in inputs],
+                  record_texts=[canonical_json(d.record) for d in inputs],
+                  scores=[d.score for d in inputs],
                   flagged=[d.flagged for d in inputs],
                   explanations=[d.explanation for d in inputs])
     return DecisionBatch(**{**fields, **overrides})

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from illicitflows.audit.canonical import canonical_json
 from illicitflows.serving.history import HistoryStore
 
 
 def store_with(tmp_path, times: list[str]) -> tuple[HistoryStore, list[int]]:
     store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}", "transactions")
     ids = [f"d{i}" for i in range(len(times))]
-    seqs = store.append([{"id": f"r{i}", "timestamp": t} for i, t in enumerate(times)],
+    seqs = store.append([canonical_json({"id": f"r{i}", "timestamp": t})
+                         for i, t in enumerate(times)],
                         [f"r{i}" for i in range(len(times))], ids, times,
                         [0.5] * len(times), [False] * len(times))
     return store, seqs

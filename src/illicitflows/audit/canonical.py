@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 _PLAIN = frozenset({str, int, bool, type(None)})
 _LITERALS = {None: "null", True: "true", False: "false"}
+_NULL = _LITERALS[None]
 
 
 def jsonable(value: Any) -> Any:
@@ -62,22 +64,44 @@ def dumps(plain: Any) -> str:
     return _ENCODER.encode(plain)
 
 
-def dumps_records(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """``dumps(jsonable(record))`` of each record. Records with the same text keys in the same
-    order and plain values only (text, null, booleans, integers, finite floats: what a
-    request's records hold) are written column by column, the key names once; others one
-    by one."""
-    names = list(records[0]) if records else []
-    if (not names or not all(type(name) is str for name in names)
-            or any(list(record) != names for record in records)):
-        return [dumps(jsonable(record)) for record in records]
-    columns = [plain_texts([record[name] for record in records]) for name in names]
-    if any(column is None for column in columns):
-        return [dumps(jsonable(record)) for record in records]
-    order = sorted(range(len(names)), key=names.__getitem__)
-    template = "{" + ",".join(encode_basestring_ascii(names[i]).replace("%", "%%") + ":%s"
-                              for i in order) + "}"
-    return [template % values for values in zip(*(columns[i] for i in order), strict=True)]
+def frame_texts(frame: pd.DataFrame) -> list[str]:
+    """The canonical JSON text of each row of a frame whose columns are named by text: what
+    :func:`canonical_json` writes for the row as a dict, built column by column (the key
+    names once)."""
+    names = sorted(frame.columns)
+    template = "{" + ",".join(encode_basestring_ascii(name).replace("%", "%%") + ":%s"
+                              for name in names) + "}"
+    columns = [column_texts(frame[name]) for name in names]
+    return [template % row for row in zip(*columns, strict=True)]
+
+
+def column_texts(column: pd.Series) -> list[str]:
+    """The canonical JSON text of each value of a column; floats, whole-second times,
+    integers, booleans and text written by numpy or at C speed (the texts of
+    :func:`canonical_json`: non-finite floats and NaT null, times ISO 8601)."""
+    if isinstance(column.dtype, np.dtype):
+        values = column.to_numpy()
+        kind = values.dtype.kind
+        if values.dtype == np.float64:
+            texts = list(map(float.__repr__, values.tolist()))
+            for i in np.flatnonzero(~np.isfinite(values)).tolist():
+                texts[i] = _NULL
+            return texts
+        if kind == "M":
+            seconds = values.astype("datetime64[s]")
+            if (np.isnat(values) | (seconds == values)).all():
+                return [_NULL if text == "NaT" else f'"{text}"'
+                        for text in np.datetime_as_string(seconds, unit="s").tolist()]
+        elif kind in "iu":
+            return list(map(int.__repr__, values.tolist()))
+        elif kind == "b":
+            return [_LITERALS[value] for value in values.tolist()]
+        elif kind == "O":
+            plain = values.tolist()
+            if all(type(value) is str for value in plain):
+                return list(map(encode_basestring_ascii, plain))
+    plain = jsonable(column.tolist())
+    return plain_texts(plain) or list(map(dumps, plain))
 
 
 def plain_texts(values: list[Any]) -> list[str] | None:
@@ -92,6 +116,8 @@ def plain_texts(values: list[Any]) -> list[str] | None:
         return list(map(encode_basestring_ascii, values))
     if kinds == {float}:
         return list(map(float.__repr__, values))
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
     return [_LITERALS[v] if v is None or type(v) is bool else
             encode_basestring_ascii(v) if type(v) is str else repr(v) for v in values]
 

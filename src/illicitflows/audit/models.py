@@ -45,8 +45,9 @@ class DecisionBatch:
     """The decisions of one request by one model, field by field: what they share once, the
     rest one entry per decision (the scoring path logs these: no object per decision).
 
-    ``records`` are the raw input records as the scorer saw them; ``decision_ids`` canonical
-    uuid text.
+    ``record_texts`` are the canonical JSON texts of the input records as the scorer saw them
+    (:func:`~illicitflows.audit.canonical.canonical_json` or ``frame_texts``: stored and
+    hashed as given); ``decision_ids`` canonical uuid text.
     """
 
     request_id: str
@@ -55,7 +56,7 @@ class DecisionBatch:
     model_version: str
     threshold: float
     decision_ids: Sequence[str]
-    records: Sequence[Mapping[str, Any]]
+    record_texts: Sequence[str]
     scores: Sequence[float]
     flagged: Sequence[bool]
     explanations: Sequence[Mapping[str, Any] | None]
@@ -64,7 +65,8 @@ class DecisionBatch:
     features_version: str | None = None
 
     def __post_init__(self) -> None:
-        sizes = {len(self.records), len(self.scores), len(self.flagged), len(self.explanations)}
+        sizes = {len(self.record_texts), len(self.scores), len(self.flagged),
+                 len(self.explanations)}
         if sizes != {len(self.decision_ids)}:
             raise ValueError("a batch needs one record, score, flag and explanation per "
                              f"decision id: sizes {sorted(sizes)} for "

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
-from illicitflows.audit.canonical import dumps, dumps_records, jsonable, sha256_hex
+from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
 from illicitflows.audit.chain import ChainWalker, chain_columns
 from illicitflows.audit.models import (
     DecisionBatch,
@@ -216,7 +216,7 @@ def _batch_columns(batch: DecisionBatch) -> dict[str, list[Any]]:
               "model_name": batch.model_name, "model_version": batch.model_version,
               "run_id": batch.run_id, "features_version": batch.features_version,
               "threshold": float(batch.threshold)}
-    records = dumps_records(batch.records)
+    records = list(batch.record_texts)
     return {"decision_id": list(batch.decision_ids),
             **{name: [value] * rows for name, value in shared.items()},
             "record": records, "record_sha256": list(map(sha256_hex, records)),

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from illicitflows.audit.canonical import jsonable
+from illicitflows.audit.canonical import frame_texts, jsonable
 from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
@@ -49,11 +49,12 @@ class ModelRef:
 
 @dataclass
 class Decision:
-    """One scored record, ready for the audit log and the response."""
+    """One scored record, ready for the audit log and the response (``record_json``: the
+    record's canonical JSON text, as the history and the audit log store it)."""
 
     decision_id: str
     record_id: str
-    record: dict[str, Any]
+    record_json: str
     score: float
     threshold: float
     flagged: bool
@@ -160,14 +161,14 @@ class Scorer(ABC):
         explanations: list[Explanation | None] = [None] * len(frame)
         for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
             explanations[position] = item
-        records = record_dicts(frame)
-        decisions = [Decision(decision_id, str(rec[self.id_column]), rec, s, threshold, f, e)
-                     for decision_id, rec, s, f, e in zip(
-                         uuid4_texts(len(records)), records, scores.tolist(), flagged.tolist(),
-                         explanations, strict=True)]
-        seqs = self.store.append(records, [d.record_id for d in decisions],
+        texts = frame_texts(frame)
+        decisions = [Decision(decision_id, record_id, text, s, threshold, f, e)
+                     for decision_id, record_id, text, s, f, e in zip(
+                         uuid4_texts(len(texts)), map(str, frame[self.id_column].tolist()),
+                         texts, scores.tolist(), flagged.tolist(), explanations, strict=True)]
+        seqs = self.store.append(texts, [d.record_id for d in decisions],
                                  [d.decision_id for d in decisions],
-                                 [rec[self.time_column] for rec in records],
+                                 _plain_column(frame[self.time_column]),
                                  [d.score for d in decisions], [d.flagged for d in decisions])
         try:
             sink(decisions)

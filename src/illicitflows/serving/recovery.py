@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from illicitflows.audit.canonical import canonical_json
 from illicitflows.audit.models import StoredDecision
 from illicitflows.audit.store import AuditLog
 from illicitflows.serving.history import HistoryStore
@@ -36,7 +37,8 @@ def restore_history(store: HistoryStore, audit: AuditLog, detector: str, id_colu
                         "before their audit commit): dropped", detector, dropped)
     restored = 0
     while page := audit.decisions_after(detector, after, PAGE):
-        store.append([d.record for d in page], [str(d.record[id_column]) for d in page],
+        store.append([canonical_json(d.record) for d in page],
+                     [str(d.record[id_column]) for d in page],
                      [d.decision_id for d in page], [d.record[time_column] for d in page],
                      [d.score for d in page], [d.flagged for d in page])
         restored += len(page)

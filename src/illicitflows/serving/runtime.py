@@ -142,7 +142,8 @@ class Runtime:
             threshold=scorer.detector.threshold, key_id=key_id, run_id=scorer.model.run_id,
             features_version=scorer.detector.builder.version,
             decision_ids=[d.decision_id for d in decisions],
-            records=[d.record for d in decisions], scores=[d.score for d in decisions],
+            record_texts=[d.record_json for d in decisions],
+            scores=[d.score for d in decisions],
             flagged=[d.flagged for d in decisions],
             explanations=[d.explanation.as_dict() if d.explanation else None
                           for d in decisions])
