@@ -182,6 +182,26 @@ def test_sqlite_is_durable_wal(url: str, log: AuditLog) -> None:
     engine.dispose()
 
 
+def test_sqlite_rows_append_at_the_end_of_every_index(url: str, log: AuditLog) -> None:
+    """seq is the rowid (no index of its own), and the decision ids the log makes are
+    time-ordered (the unique index on them grows at its end): their milliseconds never
+    decrease with seq, and one append's ids increase."""
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    stored = [log.append([decision(i)])[0] for i in range(3)] + log.append(
+        [decision(i) for i in range(3, 6)])
+    millis = [uuid.UUID(d.decision_id).int >> 80 for d in stored]
+    assert millis == sorted(millis)
+    assert [d.decision_id for d in stored[3:]] == sorted(d.decision_id for d in stored[3:])
+    with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as connection:
+        indexes = connection.execute("SELECT name FROM pragma_index_list('audit_decisions')")
+        columns = {tuple(column for (column,) in connection.execute(
+            "SELECT name FROM pragma_index_info(?)", (name,))) for (name,) in indexes}
+        rowid = connection.execute("SELECT rowid, seq FROM audit_decisions").fetchall()
+    assert ("seq",) not in columns and ("decision_id",) in columns
+    assert all(row == seq for row, seq in rowid)
+
+
 def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path) -> None:
     path = tmp_path / "old.db"
     with closing(sqlite3.connect(path)) as connection:

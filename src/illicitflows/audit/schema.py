@@ -14,7 +14,9 @@ metadata = sa.MetaData()
 
 decisions = sa.Table(
     "audit_decisions", metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    #: On SQLite an INTEGER primary key is the table's rowid: no separate index to write.
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=False),
     sa.Column("decision_id", sa.String(36), nullable=False, unique=True),
     sa.Column("request_id", sa.String, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False, index=True),

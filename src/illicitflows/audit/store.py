@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from illicitflows.audit.models import (
 )
 from illicitflows.audit.schema import HEAD_ID, chain_head, create_schema, decisions
 from illicitflows.db import insert_columns, make_engine, sqlite_url, write_transaction
+from illicitflows.ids import uuid7_texts
 from illicitflows.settings import data_dir
 
 MAX_PAGE_SIZE = 1000
@@ -66,7 +66,8 @@ class AuditLog:
 
     def append(self, inputs: Sequence[DecisionInput]) -> list[StoredDecision]:
         """Log a batch of decisions in one committed transaction, in order; returns them stored."""
-        prepared = [_prepare(decision) for decision in inputs]
+        prepared = [_prepare(decision, new_id)
+                    for decision, new_id in zip(inputs, uuid7_texts(len(inputs)), strict=True)]
         if not prepared:
             return []
         columns = self._insert({name: [row[name] for row, _ in prepared]
@@ -192,11 +193,13 @@ class AuditLog:
                 .order_by(decisions.c.seq).limit(1)).first()
 
 
-def _prepare(decision: DecisionInput) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The row of a decision, less its chain fields, and its record and explanation as data."""
+def _prepare(decision: DecisionInput,
+             new_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The row of a decision (its id ``new_id`` unless it has one), less its chain fields,
+    and its record and explanation as data."""
     record, explanation = jsonable(decision.record), jsonable(decision.explanation)
     row = {
-        "decision_id": decision.decision_id or str(uuid.uuid4()), "request_id": decision.request_id,
+        "decision_id": decision.decision_id or new_id, "request_id": decision.request_id,
         "key_id": decision.key_id, "detector": decision.detector,
         "model_name": decision.model_name, "model_version": decision.model_version,
         "run_id": decision.run_id, "features_version": decision.features_version,

@@ -16,11 +16,11 @@ import pandas as pd
 
 from illicitflows.audit.canonical import frame_texts, jsonable
 from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
+from illicitflows.ids import uuid7_texts
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.record_validation import parse_records
 from illicitflows.serving.history import HistoryStore
-from illicitflows.serving.ids import uuid4_texts
 from illicitflows.serving.networks import Edge, suspected_networks
 from illicitflows.serving.rollups import roll_up
 from illicitflows.validation import LateRecordError, ValidationResult
@@ -135,7 +135,7 @@ class Scorer(ABC):
         canonical = list(records)
         missing = [i for i, record in enumerate(canonical)
                    if _is_null(record.get(self.id_column))]
-        for i, new_id in zip(missing, uuid4_texts(len(missing)), strict=True):
+        for i, new_id in zip(missing, uuid7_texts(len(missing)), strict=True):
             canonical[i] = {**canonical[i], self.id_column: new_id}
         return canonical
 
@@ -164,7 +164,7 @@ class Scorer(ABC):
         texts = frame_texts(frame)
         decisions = [Decision(decision_id, record_id, text, s, threshold, f, e)
                      for decision_id, record_id, text, s, f, e in zip(
-                         uuid4_texts(len(texts)), map(str, frame[self.id_column].tolist()),
+                         uuid7_texts(len(texts)), map(str, frame[self.id_column].tolist()),
                          texts, scores.tolist(), flagged.tolist(), explanations, strict=True)]
         seqs = self.store.append(texts, [d.record_id for d in decisions],
                                  [d.decision_id for d in decisions],
