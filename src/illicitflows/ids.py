@@ -1,5 +1,5 @@
-"""Time-ordered (version 7, RFC 9562) UUIDs in bulk: one ``os.urandom`` call and numpy for a
-whole batch.
+"""Time-ordered (version 7, RFC 9562) UUIDs in bulk: one ``os.urandom`` call, and numpy
+writes the texts of a whole batch.
 
 A request of 1,000 records needs a decision id for each (and a record id for each record sent
 without one); ``str(uuid.uuid4())`` costs about 2.5 microseconds. Version 7 ids start with the
@@ -18,6 +18,9 @@ import numpy as np
 
 _BYTES = 16
 _TIME_BYTES = 6
+_TEXT = 36
+#: Where the 32 hex digits go in the 36 characters of the text (the rest are dashes).
+_HEX_AT = np.array([i for i in range(_TEXT) if i not in (8, 13, 18, 23)])
 
 
 def uuid7_texts(count: int) -> list[str]:
@@ -28,7 +31,8 @@ def uuid7_texts(count: int) -> list[str]:
     raw[:, :_TIME_BYTES] = np.frombuffer(millis.to_bytes(_TIME_BYTES, "big"), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70  # version 7
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 9562 variant
-    hexed = raw.tobytes().hex()
-    return sorted(f"{hexed[i:i + 8]}-{hexed[i + 8:i + 12]}-{hexed[i + 12:i + 16]}-"
-                  f"{hexed[i + 16:i + 20]}-{hexed[i + 20:i + 32]}"
-                  for i in range(0, 2 * _BYTES * count, 2 * _BYTES))
+    hexed = np.frombuffer(raw.tobytes().hex().encode(), dtype=np.uint8).reshape(-1, 2 * _BYTES)
+    texts = np.full((count, _TEXT), ord("-"), dtype=np.uint8)
+    texts[:, _HEX_AT] = hexed
+    joined = texts.tobytes().decode()
+    return sorted(joined[i:i + _TEXT] for i in range(0, _TEXT * count, _TEXT))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 
 import prometheus_client
 import pytest
@@ -103,6 +104,14 @@ def test_bad_input_matrix(api, transactions, api_records) -> None:
         answer = client.post("/transactions/score", content=body, headers={
             **headers, "Content-Type": "application/json"})
         assert answer.status_code == 422, (body, answer.text)
+    surrogate = api_records(transactions.iloc[:1])  # text no UTF-8 can hold
+    surrogate[0]["from_account"] = "\udcff"
+    for body in (b'{"transactions": [\xff]}', json.dumps({"transactions": surrogate}),
+                 json.dumps({"transactions": api_records(transactions.iloc[:1])}).encode(
+                     "utf-16")):
+        answer = client.post("/transactions/score", content=body, headers={
+            **headers, "Content-Type": "application/json"})
+        assert answer.status_code == 422 and "not valid JSON" in answer.json()["detail"]
     missing = client.post("/transactions/score", json={"transactions": [{"amount_paid": 1}]},
                           headers=headers)
     assert missing.status_code == 422

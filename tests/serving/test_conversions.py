@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -61,10 +62,10 @@ def test_record_dicts_are_the_canonical_values_of_each_column(name: str) -> None
 
 
 def test_roll_up_counts_each_key_once_per_record_and_families_of_flagged_ones() -> None:
-    keys = [["a", "b"], ["a", "a"], ["c", "b"]]
+    senders, receivers = ["a", "a", "c"], ["b", "a", "b"]
     reasons = [[{"family": "fan-in"}, {"family": "structuring"}], [],
                [{"family": "fan-in"}]]
-    rolled = roll_up(keys, [0.9, 0.2, 0.4], [True, False, False], reasons)
+    rolled = roll_up([senders, receivers], [0.9, 0.2, 0.4], [True, False, False], reasons)
     assert rolled == [
         {"key": "a", "records": 2, "max_score": 0.9, "mean_score": (0.9 + 0.2) / 2,
          "flagged": 1, "top_reasons": ["fan-in", "structuring"]},
@@ -72,6 +73,33 @@ def test_roll_up_counts_each_key_once_per_record_and_families_of_flagged_ones() 
          "flagged": 1, "top_reasons": ["fan-in", "structuring"]},
         {"key": "c", "records": 1, "max_score": 0.4, "mean_score": 0.4, "flagged": 0,
          "top_reasons": []}]
+    assert roll_up([[], []], [], [], []) == []
+
+
+def test_roll_up_matches_a_record_by_record_reference() -> None:
+    """Random batches with repeated keys, self-transfers, ties and flagged records: the same
+    entries, values and order as a plain Python pass over the records."""
+    rng = np.random.default_rng(7)
+    families = ["fan-in", "fan-out", "structuring", "cycle"]
+    for rows in (1, 50, 400):
+        senders = [f"k{i}" for i in rng.integers(0, rows // 3 + 2, size=rows)]
+        receivers = [f"k{i}" for i in rng.integers(0, rows // 3 + 2, size=rows)]
+        scores = np.round(rng.random(rows), 2).tolist()  # ties in max score
+        flagged = [s >= 0.8 for s in scores]
+        reasons = [[{"family": f} for f in rng.choice(families, size=2)] if hit else []
+                   for hit in flagged]
+        found: dict[str, list[int]] = {}
+        for row, pair in enumerate(zip(senders, receivers, strict=True)):
+            for key in dict.fromkeys(pair):
+                found.setdefault(key, []).append(row)
+        expected = sorted(({
+            "key": key, "records": len(rows_of), "max_score": max(scores[r] for r in rows_of),
+            "mean_score": sum(scores[r] for r in rows_of) / len(rows_of),
+            "flagged": sum(flagged[r] for r in rows_of),
+            "top_reasons": [f for f, _ in Counter(
+                x["family"] for r in rows_of if flagged[r] for x in reasons[r]).most_common(3)],
+        } for key, rows_of in found.items()), key=lambda e: (-e["max_score"], e["key"]))
+        assert roll_up([senders, receivers], scores, flagged, reasons) == expected
 
 
 def test_validate_names_unknown_fields_drops_null_ones_and_fills_ids(

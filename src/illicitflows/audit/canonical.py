@@ -108,16 +108,16 @@ def plain_texts(values: list[Any]) -> list[str] | None:
     """The canonical JSON of each value, or None when one is not plain (text, null, booleans,
     integers, finite floats); a column of one type is written at C speed."""
     kinds = set(map(type, values))
+    if kinds == {str}:
+        return list(map(encode_basestring_ascii, values))
+    if kinds == {float}:
+        return list(map(float.__repr__, values)) if all(map(math.isfinite, values)) else None
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
     if not kinds <= _PLAIN | {float}:
         return None
     if float in kinds and not all(math.isfinite(v) for v in values if type(v) is float):
         return None
-    if kinds == {str}:
-        return list(map(encode_basestring_ascii, values))
-    if kinds == {float}:
-        return list(map(float.__repr__, values))
-    if kinds == {int}:
-        return list(map(int.__repr__, values))
     return [_LITERALS[v] if v is None or type(v) is bool else
             encode_basestring_ascii(v) if type(v) is str else repr(v) for v in values]
 

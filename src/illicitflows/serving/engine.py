@@ -214,9 +214,9 @@ class TransactionScorer(Scorer):
     def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
                  decisions: list[Decision]) -> ScoredBatch:
         reasons = self.reasons_of(decisions)
-        keys = list(zip(_accounts(frame, "from"), _accounts(frame, "to"), strict=True))
         flagged = [d.flagged for d in decisions]
-        rollups = roll_up(keys, [d.score for d in decisions], flagged, reasons)
+        rollups = roll_up([_accounts(frame, "from"), _accounts(frame, "to")],
+                          [d.score for d in decisions], flagged, reasons)
         if not any(flagged):
             return ScoredBatch(decisions=decisions, rollups=rollups)
         mask = np.asarray(flagged)
@@ -252,9 +252,9 @@ class TradeScorer(Scorer):
 
     def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
                  decisions: list[Decision]) -> ScoredBatch:
-        keys = [[str(importer)] for importer in frame["importer_id"]]
+        importers = [str(importer) for importer in frame["importer_id"].tolist()]
         return ScoredBatch(decisions=decisions,
-                           rollups=roll_up(keys, [d.score for d in decisions],
+                           rollups=roll_up([importers], [d.score for d in decisions],
                                            [d.flagged for d in decisions],
                                            self.reasons_of(decisions)))
 

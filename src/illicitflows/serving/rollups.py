@@ -6,33 +6,45 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 TOP_FAMILIES = 3
 
 
-def roll_up(keys: Sequence[Sequence[str]], scores: list[float], flagged: list[bool],
-            reasons: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One entry per key seen (``keys[i]`` are record i's keys, e.g. sender and receiver; a
-    record counts once per key): max and mean score, flagged count, frequent red-flag families.
-    Plain Python in two passes, every record's scores then the few flagged records' families:
-    batches are at most a few thousand records and this runs on every request."""
-    found: dict[str, list[float]] = {}
-    for row_keys, score in zip(keys, scores, strict=True):
-        for key in dict.fromkeys(row_keys):
-            found.setdefault(key, []).append(score)
-    hits: dict[str, list[int]] = {}
-    for row, hit in enumerate(flagged):
-        if hit:
-            for key in dict.fromkeys(keys[row]):
-                hits.setdefault(key, []).append(row)
-    order = sorted((-max(values), key) for key, values in found.items())
-    return [_entry(key, -negative_max, found[key], hits.get(key, []), reasons)
-            for negative_max, key in order]
+def roll_up(key_columns: Sequence[Sequence[str]], scores: Sequence[float],
+            flagged: Sequence[bool], reasons: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One entry per key seen, highest max score first, then by key: max and mean score,
+    flagged count and the most frequent red-flag families of its flagged records.
 
-
-def _entry(key: str, max_score: float, scores: list[float], hits: list[int],
-           reasons: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    """The roll-up of one key over its records' ``scores`` and flagged records ``hits``."""
-    top = ([f for f, _ in Counter(r["family"] for row in hits for r in reasons[row])
-            .most_common(TOP_FAMILIES)] if hits else [])
-    return {"key": key, "records": len(scores), "max_score": max_score,
-            "mean_score": sum(scores) / len(scores), "flagged": len(hits), "top_reasons": top}
+    ``key_columns`` hold one key per record each (e.g. senders and receivers); a record counts
+    once per distinct key (a self-transfer once for its account). Sums run in record order,
+    with numpy: a 1,000-record batch has some 2,000 accounts and this runs on every request.
+    """
+    rows = len(scores)
+    keys = np.concatenate([np.asarray(column, dtype=object) for column in key_columns])
+    codes, names = pd.factorize(keys)
+    records = np.tile(np.arange(rows), len(key_columns))
+    if len(key_columns) > 1:  # one (key, record) pair each, in record order per key
+        _, first = np.unique(codes.astype(np.int64) * rows + records, return_index=True)
+        codes, records = codes[first], records[first]
+    count = len(names)
+    values = np.asarray(scores, dtype=np.float64)[records]
+    highest = np.full(count, -np.inf)
+    np.maximum.at(highest, codes, values)
+    hit = np.asarray(flagged, dtype=bool)[records]
+    families: dict[int, Counter[str]] = {}
+    for code, row in zip(codes[hit].tolist(), records[hit].tolist(), strict=True):
+        families.setdefault(code, Counter()).update(r["family"] for r in reasons[row])
+    by_name = np.empty(count, dtype=np.int64)
+    by_name[np.argsort(np.asarray(names, dtype=object))] = np.arange(count)
+    order = np.lexsort((by_name, -highest))
+    return [{"key": key, "records": n, "max_score": top, "mean_score": total / n,
+             "flagged": hits,
+             "top_reasons": [f for f, _ in families[code].most_common(TOP_FAMILIES)]
+             if code in families else []}
+            for key, code, n, top, total, hits in zip(
+                np.asarray(names, dtype=object)[order].tolist(), order.tolist(),
+                np.bincount(codes, minlength=count)[order].tolist(), highest[order].tolist(),
+                np.bincount(codes, weights=values, minlength=count)[order].tolist(),
+                np.bincount(codes[hit], minlength=count)[order].tolist(), strict=True)]
