@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -106,17 +107,33 @@ def in_process(detector: Detector, history: pd.DataFrame, singles: pd.DataFrame,
     return {"single": percentiles(single), "batch_1000": percentiles(batch)}
 
 
-def app_seconds(client: httpx.Client, port: int) -> tuple[float, int]:
-    """Total seconds and count of scoring requests as the API itself timed them (from the
-    service's /metrics: inside BentoML's middlewares, without HTTP)."""
-    text = client.get(f"http://127.0.0.1:{port}/metrics").text
-    found = dict.fromkeys(("sum", "count"), 0.0)
-    for line in text.splitlines():
+def scrape(client: httpx.Client, port: int) -> dict[str, float]:
+    """Every sample of the service's /metrics, by its name with labels."""
+    samples = {}
+    for line in client.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
         name, _, value = line.rpartition(" ")
-        for part in found:
-            if name == f'illicitflows_request_seconds_{part}{{endpoint="/transactions/score"}}':
-                found[part] += float(value)
-    return found["sum"], int(found["count"])
+        if name and not line.startswith("#"):
+            samples[name] = float(value)
+    return samples
+
+
+def mean_ms(start: dict[str, float], end: dict[str, float], name: str) -> float:
+    """Mean milliseconds of a histogram sample (``name`` with labels, no suffix) between two
+    scrapes, as the service timed it."""
+    def grown(suffix: str) -> float:
+        key = name.replace("{", f"_{suffix}{{", 1)
+        return end.get(key, 0.0) - start.get(key, 0.0)
+
+    return 1000 * grown("sum") / max(grown("count"), 1)
+
+
+STAGE = re.compile(r'illicitflows_stage_seconds_sum\{detector="transactions",stage="(\w+)"\}')
+
+
+def stages_ms(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds of each scoring stage between two scrapes (inside the API)."""
+    found = [STAGE.fullmatch(name) for name in end]
+    return {m[1]: mean_ms(start, end, m[0].replace("_sum{", "{", 1)) for m in found if m}
 
 
 def over_http(port: int, key: str, singles: list[dict], batches: list[list[dict]]) -> dict:
@@ -136,16 +153,18 @@ def over_http(port: int, key: str, singles: list[dict], batches: list[list[dict]
             return json.dumps({"transactions": records}).encode()  # generator sends bodies
 
         single_bodies, batch_bodies = [encoded([r]) for r in singles], list(map(encoded, batches))
-        marks = [app_seconds(client, port)]
+        marks = [scrape(client, port)]
         single = list(map(once, single_bodies))
-        marks.append(app_seconds(client, port))
+        marks.append(scrape(client, port))
         batch = list(map(once, batch_bodies))
-        marks.append(app_seconds(client, port))
-    api = [1000 * (end[0] - start[0]) / max(end[1] - start[1], 1)
+        marks.append(scrape(client, port))
+    api = [mean_ms(start, end, 'illicitflows_request_seconds{endpoint="/transactions/score"}')
            for start, end in zip(marks, marks[1:], strict=False)]
     return {"single": percentiles(single), "batch_1000": percentiles(batch),
             "mean_ms": {"single": {"client": 1000 * statistics.mean(single), "api": api[0]},
                         "batch_1000": {"client": 1000 * statistics.mean(batch), "api": api[1]}},
+            "stages_mean_ms": {"single": stages_ms(marks[0], marks[1]),
+                               "batch_1000": stages_ms(marks[1], marks[2])},
             "records_per_s_batch_1000": 1000 / statistics.median(batch)}
 
 

@@ -116,7 +116,11 @@ def test_score_then_read_replay_verify_and_detect_tampering(server, transactions
     stored = httpx.get(f"{BASE}/v1/decisions/{decision_id}", headers=auditor).json()
     assert stored["decision_id"] == decision_id and stored["flagged"]
     assert httpx.get(f"{BASE}/v1/decisions/{decision_id}", headers=headers).status_code == 403
-    assert httpx.get(f"{BASE}/metrics").status_code == 200
+    metrics = httpx.get(f"{BASE}/metrics")
+    assert metrics.status_code == 200
+    for stage in ("validate", "features", "predict", "explain", "history", "audit", "respond"):
+        assert (f'illicitflows_stage_seconds_count{{detector="transactions",stage="{stage}"}}'
+                in metrics.text), stage
 
     root, uri = server["root"], server["uri"]
     replay = cli("audit", "replay", decision_id, root=root, uri=uri)

@@ -36,6 +36,13 @@ LATENCY = bentoml.metrics.Histogram(name="illicitflows_request_seconds",
                                     documentation="API request latency by endpoint",
                                     labelnames=["endpoint"],
                                     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+STAGES = bentoml.metrics.Histogram(name="illicitflows_stage_seconds",
+                                   documentation="Scoring time by detector and stage (validate, "
+                                                 "queue, features, predict, explain, records, "
+                                                 "history, audit, rollups, respond)",
+                                   labelnames=["detector", "stage"],
+                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                            0.5, 1, 5))
 DECISIONS = bentoml.metrics.Counter(name="illicitflows_decisions_total",
                                     documentation="Decisions by model version and flag",
                                     labelnames=["model", "version", "flagged"])
@@ -170,9 +177,11 @@ async def score(request: Request, domain: str, key: str) -> Response:
     for flagged, count in Counter(d.flagged for d in batch.decisions).items():
         DECISIONS.labels(model=scorer.model.name, version=scorer.model.version,
                          flagged=str(flagged).lower()).inc(count)
-    document = render(batch, scorer, request_id)
-    return Response(pydantic_core.to_json(document, inf_nan_mode="null"),
-                    media_type="application/json")
+    body = pydantic_core.to_json(render(batch, scorer, request_id), inf_nan_mode="null")
+    batch.laps.lap("respond")
+    for stage, seconds in batch.laps.seconds.items():
+        STAGES.labels(detector=domain, stage=stage).observe(seconds)
+    return Response(body, media_type="application/json")
 
 
 def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any]:

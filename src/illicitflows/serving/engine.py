@@ -21,6 +21,7 @@ from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.record_validation import parse_records
 from illicitflows.serving.history import HistoryStore
+from illicitflows.serving.laps import Laps
 from illicitflows.serving.networks import Edge, suspected_networks
 from illicitflows.serving.rollups import roll_up
 from illicitflows.validation import LateRecordError, ValidationResult
@@ -68,6 +69,7 @@ class ScoredBatch:
     decisions: list[Decision]
     rollups: list[dict[str, Any]]
     networks: list[dict[str, Any]] = field(default_factory=list)
+    laps: Laps = field(default_factory=Laps)
 
 
 DecisionSink = Callable[[list[Decision]], None]
@@ -141,23 +143,33 @@ class Scorer(ABC):
 
     def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
               top_k: int = DEFAULT_TOP_K) -> ScoredBatch:
-        """Score a batch; ``sink`` must durably log the decisions before this returns."""
+        """Score a batch; ``sink`` must durably log the decisions before this returns. The
+        batch's ``laps`` time each stage (validate, queue for the history, features, predict,
+        explain, records, history, audit, roll-ups)."""
+        laps = Laps()
         frame = self.validate(records)
+        laps.lap("validate")
         with self.lock:
-            return self._score_locked(frame, sink, explain_all, top_k)
+            laps.lap("queue")
+            batch = self._score_locked(frame, sink, explain_all, top_k, laps)
+        batch.laps = laps
+        return batch
 
     def _score_locked(self, frame: pd.DataFrame, sink: DecisionSink, explain_all: bool,
-                      top_k: int) -> ScoredBatch:
+                      top_k: int, laps: Laps) -> ScoredBatch:
         try:
             features = self.detector.builder.transform(frame, self.state)
         except LateRecordError as error:
             raise InputError([{"index": None, "field": self.time_column,
                                "reason": str(error)}]) from error
+        laps.lap("features")
         scores = self.detector.score_features(features)
         threshold = self.detector.threshold
         flagged = scores >= threshold
+        laps.lap("predict")
         wanted = np.ones(len(frame), bool) if explain_all else flagged
         explained = explain(self.detector, features[wanted], top_k)
+        laps.lap("explain")
         explanations: list[Explanation | None] = [None] * len(frame)
         for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
             explanations[position] = item
@@ -166,17 +178,22 @@ class Scorer(ABC):
                      for decision_id, record_id, text, s, f, e in zip(
                          uuid7_texts(len(texts)), map(str, frame[self.id_column].tolist()),
                          texts, scores.tolist(), flagged.tolist(), explanations, strict=True)]
+        laps.lap("records")
         seqs = self.store.append(texts, [d.record_id for d in decisions],
                                  [d.decision_id for d in decisions],
                                  _plain_column(frame[self.time_column]),
                                  [d.score for d in decisions], [d.flagged for d in decisions])
+        laps.lap("history")
         try:
             sink(decisions)
         except Exception:
             self.store.remove(seqs)
             self.rebuild()
             raise
-        return self.assemble(frame, features, decisions)
+        laps.lap("audit")
+        batch = self.assemble(frame, features, decisions)
+        laps.lap("rollups")
+        return batch
 
     @abstractmethod
     def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
