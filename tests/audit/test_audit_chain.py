@@ -128,6 +128,7 @@ def test_frame_texts_write_the_canonical_json_of_each_row() -> None:
         "fraction": times + pd.Timedelta(milliseconds=5), "n": rng.integers(-5, 5, size=rows),
         "b": rng.random(rows) < 0.5, "s": pd.Series(["x\"%"] * rows, dtype=object),
         "flag": pd.array([1, None] * (rows // 2), dtype="Int8"),
+        "no label": pd.array([None] * rows, dtype="Int8"),
         "aware": pd.to_datetime(times).dt.tz_localize("Europe/Paris"),
         "uniform": pd.Series([ODD_VALUES[-2]] * rows, dtype=object),
     })

@@ -13,7 +13,7 @@ import pytest
 
 from illicitflows.audit.canonical import jsonable
 from illicitflows.ids import uuid7_texts
-from illicitflows.serving.engine import record_dicts
+from illicitflows.serving.engine import record_dicts, risk_bands
 from illicitflows.serving.rollups import roll_up
 from illicitflows.transactions.schema import TRANSACTION_SCHEMA
 
@@ -118,3 +118,10 @@ def test_validate_names_unknown_fields_drops_null_ones_and_fills_ids(
     records[2]["colour"] = "red"
     with pytest.raises(ValueError, match="unknown field"):
         engine.validate(records)
+
+
+def test_risk_bands_split_at_half_the_threshold_the_threshold_and_halfway_to_one() -> None:
+    scores = [0.0, 0.1999, 0.2, 0.3999, 0.4, 0.6999, 0.7, 1.0]
+    assert risk_bands(scores, 0.4) == ["low", "low", "medium", "medium", "high", "high",
+                                       "critical", "critical"]
+    assert risk_bands(np.array([]), 0.4) == []

@@ -100,6 +100,8 @@ def column_texts(column: pd.Series) -> list[str]:
             plain = values.tolist()
             if all(type(value) is str for value in plain):
                 return list(map(encode_basestring_ascii, plain))
+    elif column.isna().all():  # e.g. a nullable label no record carries
+        return [_NULL] * len(column)
     plain = jsonable(column.tolist())
     return plain_texts(plain) or list(map(dumps, plain))
 

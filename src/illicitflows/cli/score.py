@@ -14,7 +14,7 @@ from illicitflows.cli.common import Quarantine, Strict, TrackingUri, console, de
 from illicitflows.explain.reasons import explain
 from illicitflows.modeling.detector import Detector
 from illicitflows.progress import progress_bar
-from illicitflows.serving.engine import risk_band
+from illicitflows.serving.engine import risk_bands
 from illicitflows.tracking.registry import CHAMPION, load_detector
 from illicitflows.tracking.setup import configure
 from illicitflows.trade.io import load_declarations
@@ -38,7 +38,7 @@ def score_frame(detector: Detector, frame: pd.DataFrame, step) -> pd.DataFrame:
         reasons[row] = " | ".join(f"{r.family}: {r.sentence}" for r in item.reasons)
     step("explained")
     return frame.assign(score=scores, flagged=flagged, threshold=detector.threshold,
-                        risk_band=[risk_band(s, detector.threshold) for s in scores],
+                        risk_band=risk_bands(scores, detector.threshold),
                         reasons=reasons)
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
-from illicitflows.serving.engine import InputError, ScoredBatch, Scorer, risk_band
+from illicitflows.serving.engine import InputError, ScoredBatch, Scorer, risk_bands
 from illicitflows.serving.runtime import Runtime
 from illicitflows.serving.schemas import (
     DecisionPage,
@@ -188,13 +188,13 @@ def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any
     """The response document of a scored batch: a :class:`ScoreResponse` without null fields
     (built as plain data: validating it on every request costs more than building it)."""
     model = {"name": scorer.model.name, "version": scorer.model.version}
+    bands = risk_bands([d.score for d in batch.decisions], scorer.detector.threshold)
     results = [{
         "id": d.record_id, "decision_id": d.decision_id, "score": d.score,
-        "flagged": d.flagged, "threshold": d.threshold,
-        "risk_band": risk_band(d.score, d.threshold),
+        "flagged": d.flagged, "threshold": d.threshold, "risk_band": band,
         "reasons": [{k: v for k, v in r.as_dict().items() if v is not None}
                     for r in d.explanation.reasons] if d.explanation else [],
-        "model": model} for d in batch.decisions]
+        "model": model} for d, band in zip(batch.decisions, bands, strict=True)]
     roll_name = "accounts" if scorer.detector.domain == "transactions" else "importers"
     document = {"request_id": request_id, "results": results, roll_name: batch.rollups}
     if scorer.detector.domain == "transactions":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -48,7 +48,7 @@ class ModelRef:
     run_id: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """One scored record, ready for the audit log and the response (``record_json``: the
     record's canonical JSON text, as the history and the audit log store it)."""
@@ -75,13 +75,11 @@ class ScoredBatch:
 DecisionSink = Callable[[list[Decision]], None]
 
 
-def risk_band(score: float, threshold: float) -> str:
-    """low below half the threshold, medium below it, high up to halfway to 1, else critical."""
-    if score < threshold / 2:
-        return RISK_BANDS[0]
-    if score < threshold:
-        return RISK_BANDS[1]
-    return RISK_BANDS[2] if score < (1 + threshold) / 2 else RISK_BANDS[3]
+def risk_bands(scores: Sequence[float] | np.ndarray, threshold: float) -> list[str]:
+    """Each score's band: low below half the threshold, medium below it, high up to halfway
+    to 1, else critical."""
+    edges = np.array([threshold / 2, threshold, (1 + threshold) / 2])
+    return [RISK_BANDS[band] for band in np.searchsorted(edges, scores, side="right").tolist()]
 
 
 class Scorer(ABC):
@@ -225,32 +223,36 @@ class TransactionScorer(Scorer):
     def after_rebuild(self, frame: pd.DataFrame, features: pd.DataFrame,
                       flagged: np.ndarray) -> None:
         explained = explain(self.detector, features[flagged])
-        families = [[r.family for r in e.reasons] for e in explained]
-        self._remember(frame[flagged], features["amount_usd"].to_numpy()[flagged], families)
+        rows = frame[flagged]
+        self._remember([str(i) for i in rows[self.id_column].tolist()], _accounts(rows, "from"),
+                       _accounts(rows, "to"), rows[self.time_column].tolist(),
+                       features["amount_usd"].to_numpy()[flagged].tolist(),
+                       [[r.family for r in e.reasons] for e in explained])
 
     def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,
                  decisions: list[Decision]) -> ScoredBatch:
         reasons = self.reasons_of(decisions)
+        senders, receivers = _accounts(frame, "from"), _accounts(frame, "to")
         flagged = [d.flagged for d in decisions]
-        rollups = roll_up([_accounts(frame, "from"), _accounts(frame, "to")],
-                          [d.score for d in decisions], flagged, reasons)
-        if not any(flagged):
+        rollups = roll_up([senders, receivers], [d.score for d in decisions], flagged, reasons)
+        hits = [row for row, hit in enumerate(flagged) if hit]
+        if not hits:
             return ScoredBatch(decisions=decisions, rollups=rollups)
-        mask = np.asarray(flagged)
-        self._remember(frame[mask], features["amount_usd"].to_numpy()[mask],
-                       [[r["family"] for r in reasons[i]] for i in np.flatnonzero(mask)])
-        in_request = {str(i) for i in frame.loc[mask, self.id_column]}
+        ids = [decisions[row].record_id for row in hits]
+        self._remember(ids, [senders[row] for row in hits], [receivers[row] for row in hits],
+                       frame[self.time_column].iloc[hits].tolist(),
+                       features["amount_usd"].to_numpy()[hits].tolist(),
+                       [[r["family"] for r in reasons[row]] for row in hits])
         return ScoredBatch(decisions=decisions, rollups=rollups,
-                           networks=suspected_networks(self.flagged_edges, in_request))
+                           networks=suspected_networks(self.flagged_edges, set(ids)))
 
-    def _remember(self, frame: pd.DataFrame, amounts_usd: np.ndarray,
+    def _remember(self, ids: list[str], senders: list[str], receivers: list[str],
+                  times: list[pd.Timestamp], amounts_usd: list[float],
                   families: list[list[str]]) -> None:
         """Keep flagged edges within the horizon for network detection (plain Python: they
         are few, and pandas cost a millisecond a request)."""
         edges = self.flagged_edges + list(map(Edge._make, zip(
-            [str(i) for i in frame[self.id_column].tolist()], _accounts(frame, "from"),
-            _accounts(frame, "to"), frame[self.time_column].tolist(), amounts_usd.tolist(),
-            families, strict=True)))
+            ids, senders, receivers, times, amounts_usd, families, strict=True)))
         if edges:
             start = max(edge.time for edge in edges) - self.horizon
             edges = [edge for edge in edges if edge.time >= start]
