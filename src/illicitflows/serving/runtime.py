@@ -56,9 +56,13 @@ class Settings:
 
 
 def import_to_bento_store(detector: Detector, model: ModelRef) -> Detector:
-    """Put the detector in the BentoML model store, tagged with its MLflow version, and load
-    it back from there (reusing the stored copy when this version is already imported)."""
-    tag = f"{model.name}:mlflow-v{model.version}"
+    """Put the detector in the BentoML model store, tagged with its MLflow version and run id,
+    and load it back from there (reusing the stored copy when this run is already imported).
+
+    The run id is in the tag because the store is the machine's (``BENTOML_HOME``) while version
+    numbers are a registry's: another registry's version 1 (an earlier demo, say) must not be
+    taken for this one."""
+    tag = f"{model.name}:mlflow-v{model.version}-{model.run_id}".lower()
     try:
         stored = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
