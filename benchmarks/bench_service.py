@@ -32,7 +32,6 @@ from illicitflows.jobs.config import TransactionsPipeline, load_pipeline
 from illicitflows.jobs.training import fit_scoring_model
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.split import split_by_fractions
-from illicitflows.serving.engine import record_dicts
 from illicitflows.serving.history import HistoryStore
 from illicitflows.tracking.registry import CHAMPION, log_and_register, model_name
 from illicitflows.tracking.setup import configure, use_experiment
@@ -56,7 +55,7 @@ def api_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def api_records(frame: pd.DataFrame) -> list[dict]:
-    return record_dicts(api_frame(frame))
+    return api_frame(frame).to_dict(orient="records")
 
 
 def train(frame: pd.DataFrame, rounds: int) -> Detector:

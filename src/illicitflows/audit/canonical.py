@@ -106,6 +106,26 @@ def column_texts(column: pd.Series) -> list[str]:
     return plain_texts(plain) or list(map(dumps, plain))
 
 
+def plain_values(column: pd.Series) -> list[Any]:
+    """:func:`jsonable` of a column's values (a history row's event time, say); float and
+    whole-second time columns converted by numpy (the same values: non-finite floats and NaT
+    become None, times ISO 8601)."""
+    if not isinstance(column.dtype, np.dtype):  # nullable and time zone aware ones
+        return jsonable(column.tolist())
+    values = column.to_numpy()
+    if values.dtype == np.float64:
+        plain = values.tolist()
+        for i in np.flatnonzero(~np.isfinite(values)).tolist():
+            plain[i] = None
+        return plain
+    if values.dtype.kind == "M":
+        seconds = values.astype("datetime64[s]")
+        if (np.isnat(values) | (seconds == values)).all():
+            texts = np.datetime_as_string(seconds, unit="s").tolist()
+            return [None if text == "NaT" else text for text in texts]
+    return jsonable(column.tolist())
+
+
 def plain_texts(values: list[Any]) -> list[str] | None:
     """The canonical JSON of each value, or None when one is not plain (text, null, booleans,
     integers, finite floats); a column of one type is written at C speed."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from illicitflows.audit.canonical import frame_texts, jsonable
+from illicitflows.audit.canonical import frame_texts, plain_values
 from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
 from illicitflows.ids import uuid7_texts
 from illicitflows.modeling.detector import Detector
@@ -179,7 +179,7 @@ class Scorer(ABC):
         laps.lap("records")
         seqs = self.store.append(texts, [d.record_id for d in decisions],
                                  [d.decision_id for d in decisions],
-                                 _plain_column(frame[self.time_column]),
+                                 plain_values(frame[self.time_column]),
                                  [d.score for d in decisions], [d.flagged for d in decisions])
         laps.lap("history")
         try:
@@ -280,33 +280,6 @@ class TradeScorer(Scorer):
 
 #: The scorer of each domain.
 SCORERS: dict[str, type[Scorer]] = {"transactions": TransactionScorer, "trade": TradeScorer}
-
-
-def record_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a canonical frame as plain JSON-ready dicts (the audit log's canonical values),
-    converted column by column (a third faster than row by row)."""
-    names = list(frame.columns)
-    columns = [_plain_column(frame[name]) for name in names]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
-def _plain_column(column: pd.Series) -> list[Any]:
-    """:func:`jsonable` of a column's values; float and whole-second time columns converted
-    by numpy (the same values: non-finite floats and NaT become None, times ISO 8601)."""
-    if not isinstance(column.dtype, np.dtype):  # nullable and time zone aware ones
-        return jsonable(column.tolist())
-    values = column.to_numpy()
-    if values.dtype == np.float64:
-        plain = values.tolist()
-        for i in np.flatnonzero(~np.isfinite(values)).tolist():
-            plain[i] = None
-        return plain
-    if values.dtype.kind == "M":
-        seconds = values.astype("datetime64[s]")
-        if (np.isnat(values) | (seconds == values)).all():
-            texts = np.datetime_as_string(seconds, unit="s").tolist()
-            return [None if text == "NaT" else text for text in texts]
-    return jsonable(column.tolist())
 
 
 def _accounts(frame: pd.DataFrame, side: str) -> list[str]:
