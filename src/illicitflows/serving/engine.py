@@ -64,7 +64,8 @@ class Decision:
 
 @dataclass
 class ScoredBatch:
-    """The decisions of one request plus its roll-ups (and networks for transactions)."""
+    """The decisions of one request plus its roll-ups (and networks for transactions), and
+    the time each scoring stage took."""
 
     decisions: list[Decision]
     rollups: list[dict[str, Any]]
