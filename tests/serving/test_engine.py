@@ -86,7 +86,7 @@ def test_failed_audit_write_leaves_no_trace(tmp_path, transactions, api_records,
     with pytest.raises(OSError):
         engine.score(records[200:], broken)
     fresh = scorer(tmp_path, tx_detector, tx_model)  # rebuilt from the same history
-    assert engine.flagged_edges and engine.flagged_edges == fresh.flagged_edges
+    assert engine.flagged.edges and engine.flagged.edges == fresh.flagged.edges
     again = engine.score(records[200:], lambda d: None)
     offline = tx_detector.score(transactions.iloc[:300])["score"].to_numpy()[200:]
     np.testing.assert_allclose([d.score for d in again.decisions], offline, atol=1e-9)

@@ -22,7 +22,7 @@ from illicitflows.modeling.domains import DOMAINS
 from illicitflows.record_validation import parse_records
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.laps import Laps
-from illicitflows.serving.networks import Edge, suspected_networks
+from illicitflows.serving.networks import Edge, FlaggedGraph
 from illicitflows.serving.rollups import roll_up
 from illicitflows.validation import LateRecordError, ValidationResult
 
@@ -210,7 +210,7 @@ class TransactionScorer(Scorer):
 
     def rebuild(self) -> None:
         """Rebuild the feature state and the flagged edges (from none) from the history."""
-        self.flagged_edges: list[Edge] = []
+        self.flagged = FlaggedGraph(self.horizon)
         super().rebuild()
 
     @property
@@ -239,25 +239,22 @@ class TransactionScorer(Scorer):
         hits = [row for row, hit in enumerate(flagged) if hit]
         if not hits:
             return ScoredBatch(decisions=decisions, rollups=rollups)
-        ids = [decisions[row].record_id for row in hits]
-        self._remember(ids, [senders[row] for row in hits], [receivers[row] for row in hits],
-                       frame[self.time_column].iloc[hits].tolist(),
-                       features["amount_usd"].to_numpy()[hits].tolist(),
-                       [[r["family"] for r in reasons[row]] for row in hits])
+        edges = self._remember([decisions[row].record_id for row in hits],
+                               [senders[row] for row in hits], [receivers[row] for row in hits],
+                               frame[self.time_column].iloc[hits].tolist(),
+                               features["amount_usd"].to_numpy()[hits].tolist(),
+                               [[r["family"] for r in reasons[row]] for row in hits])
         return ScoredBatch(decisions=decisions, rollups=rollups,
-                           networks=suspected_networks(self.flagged_edges, set(ids)))
+                           networks=self.flagged.networks(edges))
 
     def _remember(self, ids: list[str], senders: list[str], receivers: list[str],
                   times: list[pd.Timestamp], amounts_usd: list[float],
-                  families: list[list[str]]) -> None:
-        """Keep flagged edges within the horizon for network detection (plain Python: they
-        are few, and pandas cost a millisecond a request)."""
-        edges = self.flagged_edges + list(map(Edge._make, zip(
-            ids, senders, receivers, times, amounts_usd, families, strict=True)))
-        if edges:
-            start = max(edge.time for edge in edges) - self.horizon
-            edges = [edge for edge in edges if edge.time >= start]
-        self.flagged_edges = edges
+                  families: list[list[str]]) -> list[Edge]:
+        """Keep flagged edges within the horizon for network detection; returns them."""
+        edges = list(map(Edge._make, zip(ids, senders, receivers, times, amounts_usd, families,
+                                         strict=True)))
+        self.flagged.add(edges)
+        return edges
 
 
 class TradeScorer(Scorer):
