@@ -118,7 +118,8 @@ def test_score_then_read_replay_verify_and_detect_tampering(server, transactions
     assert httpx.get(f"{BASE}/v1/decisions/{decision_id}", headers=headers).status_code == 403
     metrics = httpx.get(f"{BASE}/metrics")
     assert metrics.status_code == 200
-    for stage in ("validate", "features", "predict", "explain", "history", "audit", "respond"):
+    for stage in ("auth", "parse", "validate", "features", "predict", "explain", "history",
+                  "audit", "respond"):
         assert (f'illicitflows_stage_seconds_count{{detector="transactions",stage="{stage}"}}'
                 in metrics.text), stage
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
 from illicitflows.serving.engine import InputError, ScoredBatch, Scorer, risk_bands
+from illicitflows.serving.laps import Laps
 from illicitflows.serving.runtime import Runtime
 from illicitflows.serving.schemas import (
     DecisionPage,
@@ -37,9 +38,10 @@ LATENCY = bentoml.metrics.Histogram(name="illicitflows_request_seconds",
                                     labelnames=["endpoint"],
                                     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
 STAGES = bentoml.metrics.Histogram(name="illicitflows_stage_seconds",
-                                   documentation="Scoring time by detector and stage (validate, "
-                                                 "queue, features, predict, explain, records, "
-                                                 "history, audit, rollups, respond)",
+                                   documentation="Scoring time by detector and stage (auth, "
+                                                 "parse, validate, queue, features, predict, "
+                                                 "explain, records, history, audit, rollups, "
+                                                 "respond)",
                                    labelnames=["detector", "stage"],
                                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                             0.5, 1, 5))
@@ -160,8 +162,11 @@ def scorer_for(request: Request, domain: str) -> Scorer:
 
 async def score(request: Request, domain: str, key: str) -> Response:
     """Shared body of both scoring endpoints."""
+    laps = Laps()
     principal = authorize(request, "score")
+    laps.lap("auth")
     body = await json_body(request)
+    laps.lap("parse")
     runtime = runtime_of(request)
     records = records_of(body, key, runtime.settings.max_records)
     top_k = body.get("top_k", 5)
@@ -171,15 +176,15 @@ async def score(request: Request, domain: str, key: str) -> Response:
     request_id = uuid.uuid4().hex
     try:
         batch = scorer.score(records, runtime.audit_sink(scorer, request_id, principal.key_id),
-                             explain_all=body.get("explain") == "all", top_k=top_k)
+                             explain_all=body.get("explain") == "all", top_k=top_k, laps=laps)
     except InputError as error:
         raise ApiError(422, f"{len(error.issues)} invalid field(s)", error.issues) from error
     for flagged, count in Counter(d.flagged for d in batch.decisions).items():
         DECISIONS.labels(model=scorer.model.name, version=scorer.model.version,
                          flagged=str(flagged).lower()).inc(count)
     body = pydantic_core.to_json(render(batch, scorer, request_id), inf_nan_mode="null")
-    batch.laps.lap("respond")
-    for stage, seconds in batch.laps.seconds.items():
+    laps.lap("respond")
+    for stage, seconds in laps.seconds.items():
         STAGES.labels(detector=domain, stage=stage).observe(seconds)
     return Response(body, media_type="application/json")
 

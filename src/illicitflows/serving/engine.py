@@ -141,11 +141,11 @@ class Scorer(ABC):
         return canonical
 
     def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
-              top_k: int = DEFAULT_TOP_K) -> ScoredBatch:
+              top_k: int = DEFAULT_TOP_K, laps: Laps | None = None) -> ScoredBatch:
         """Score a batch; ``sink`` must durably log the decisions before this returns. The
-        batch's ``laps`` time each stage (validate, queue for the history, features, predict,
-        explain, records, history, audit, roll-ups)."""
-        laps = Laps()
+        batch's ``laps`` (given ones go on) time each stage: validate, queue for the history,
+        features, predict, explain, records, history, audit, roll-ups."""
+        laps = laps or Laps()
         frame = self.validate(records)
         laps.lap("validate")
         with self.lock:
