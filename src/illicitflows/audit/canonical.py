@@ -76,33 +76,16 @@ def frame_texts(frame: pd.DataFrame) -> list[str]:
 
 
 def column_texts(column: pd.Series) -> list[str]:
-    """The canonical JSON text of each value of a column; floats, whole-second times,
-    integers, booleans and text written by numpy or at C speed (the texts of
-    :func:`canonical_json`: non-finite floats and NaT null, times ISO 8601)."""
-    if isinstance(column.dtype, np.dtype):
-        values = column.to_numpy()
-        kind = values.dtype.kind
-        if values.dtype == np.float64:
-            texts = list(map(float.__repr__, values.tolist()))
-            for i in np.flatnonzero(~np.isfinite(values)).tolist():
-                texts[i] = _NULL
-            return texts
-        if kind == "M":
-            seconds = values.astype("datetime64[s]")
-            if (np.isnat(values) | (seconds == values)).all():
-                return [_NULL if text == "NaT" else f'"{text}"'
-                        for text in np.datetime_as_string(seconds, unit="s").tolist()]
-        elif kind in "iu":
-            return list(map(int.__repr__, values.tolist()))
-        elif kind == "b":
-            return [_LITERALS[value] for value in values.tolist()]
-        elif kind == "O":
-            plain = values.tolist()
-            if all(type(value) is str for value in plain):
-                return list(map(encode_basestring_ascii, plain))
-    elif column.isna().all():  # e.g. a nullable label no record carries
-        return [_NULL] * len(column)
-    plain = jsonable(column.tolist())
+    """The canonical JSON text of each value of a column (the texts of :func:`canonical_json`:
+    non-finite floats and NaT null, times ISO 8601); text, floats and whole-second times
+    written at C speed."""
+    if column.dtype == object:
+        plain = column.tolist()
+        if all(type(value) is str for value in plain):
+            return list(map(encode_basestring_ascii, plain))
+    elif not isinstance(column.dtype, np.dtype) and column.isna().all():
+        return [_NULL] * len(column)  # e.g. a nullable label no record carries
+    plain = plain_values(column)
     return plain_texts(plain) or list(map(dumps, plain))
 
 
