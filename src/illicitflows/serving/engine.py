@@ -64,13 +64,11 @@ class Decision:
 
 @dataclass
 class ScoredBatch:
-    """The decisions of one request plus its roll-ups (and networks for transactions), and
-    the time each scoring stage took."""
+    """The decisions of one request plus its roll-ups (and networks for transactions)."""
 
     decisions: list[Decision]
     rollups: list[dict[str, Any]]
     networks: list[dict[str, Any]] = field(default_factory=list)
-    laps: Laps = field(default_factory=Laps)
 
 
 DecisionSink = Callable[[list[Decision]], None]
@@ -142,17 +140,15 @@ class Scorer(ABC):
 
     def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
               top_k: int = DEFAULT_TOP_K, laps: Laps | None = None) -> ScoredBatch:
-        """Score a batch; ``sink`` must durably log the decisions before this returns. The
-        batch's ``laps`` (given ones go on) time each stage: validate, queue for the history,
+        """Score a batch; ``sink`` must durably log the decisions before this returns.
+        ``laps``, when given, goes on timing each stage: validate, queue for the history,
         features, predict, explain, records, history, audit, roll-ups."""
         laps = laps or Laps()
         frame = self.validate(records)
         laps.lap("validate")
         with self.lock:
             laps.lap("queue")
-            batch = self._score_locked(frame, sink, explain_all, top_k, laps)
-        batch.laps = laps
-        return batch
+            return self._score_locked(frame, sink, explain_all, top_k, laps)
 
     def _score_locked(self, frame: pd.DataFrame, sink: DecisionSink, explain_all: bool,
                       top_k: int, laps: Laps) -> ScoredBatch:

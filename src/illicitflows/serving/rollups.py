@@ -23,7 +23,8 @@ def roll_up(key_columns: Sequence[Sequence[str]], scores: Sequence[float],
     """
     rows = len(scores)
     keys = np.concatenate([np.asarray(column, dtype=object) for column in key_columns])
-    codes, names = pd.factorize(keys)
+    codes, uniques = pd.factorize(keys)
+    names = np.asarray(uniques, dtype=object)
     records = np.tile(np.arange(rows), len(key_columns))
     if len(key_columns) > 1:  # one (key, record) pair each, in record order per key
         _, first = np.unique(codes.astype(np.int64) * rows + records, return_index=True)
@@ -37,14 +38,14 @@ def roll_up(key_columns: Sequence[Sequence[str]], scores: Sequence[float],
     for code, row in zip(codes[hit].tolist(), records[hit].tolist(), strict=True):
         families.setdefault(code, Counter()).update(r["family"] for r in reasons[row])
     by_name = np.empty(count, dtype=np.int64)
-    by_name[np.argsort(np.asarray(names, dtype=object))] = np.arange(count)
+    by_name[np.argsort(names)] = np.arange(count)
     order = np.lexsort((by_name, -highest))
     return [{"key": key, "records": n, "max_score": top, "mean_score": total / n,
              "flagged": hits,
              "top_reasons": [f for f, _ in families[code].most_common(TOP_FAMILIES)]
              if code in families else []}
             for key, code, n, top, total, hits in zip(
-                np.asarray(names, dtype=object)[order].tolist(), order.tolist(),
+                names[order].tolist(), order.tolist(),
                 np.bincount(codes, minlength=count)[order].tolist(), highest[order].tolist(),
                 np.bincount(codes, weights=values, minlength=count)[order].tolist(),
                 np.bincount(codes[hit], minlength=count)[order].tolist(), strict=True)]
