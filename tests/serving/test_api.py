@@ -25,6 +25,7 @@ def api(tmp_path, tx_detector, tx_model):
     keys = {role: runtime.keys.create(role)[1] for role in ("scorer", "auditor", "admin")}
     client = TestClient(app)
     yield client, runtime, keys, tx_detector, tx_model
+    runtime.close()
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -150,6 +151,36 @@ def test_decision_is_logged_readable_replayable_and_tamper_evident(
                                    (decision_id,))
     broken = audit.verify()
     assert not broken.ok and broken.first_bad_decision_id == decision_id
+
+
+def test_a_lost_history_takes_the_detector_out_of_service_until_it_is_restored(
+        api, transactions, api_records) -> None:
+    client, runtime, keys, detector, model = api
+    records = api_records(transactions.iloc[:300])
+    headers = bearer(keys["scorer"])
+    scorer = runtime.add_scorer(detector, model)
+    assert client.post("/transactions/score", headers=headers,
+                       json={"transactions": records[:100]}).status_code == 200
+
+    def disk_full(*_: object) -> None:
+        raise OSError("disk full")
+
+    scorer.store.append = disk_full
+    lost = client.post("/transactions/score", headers=headers,
+                       json={"transactions": records[100:200]})
+    assert lost.status_code == 503
+    assert "history store failed (disk full)" in lost.json()["detail"]
+    assert "decisions were logged" in lost.json()["detail"]
+    assert not runtime.ready
+    assert client.post("/transactions/score", headers=headers,
+                       json={"transactions": records[200:]}).status_code == 503
+    restored = runtime.add_scorer(detector, model)  # as a reload or a restart does
+    assert len(restored.store.load()) == 200  # the logged decisions, back from the audit log
+    answer = client.post("/transactions/score", headers=headers,
+                         json={"transactions": records[200:]})
+    offline = detector.score(transactions.iloc[:300])["score"].to_numpy()[200:]
+    assert max(abs(a - r["score"]) for a, r in zip(offline, answer.json()["results"],
+                                                   strict=True)) <= 1e-9
 
 
 def test_streaming_through_the_api_matches_one_request_and_offline(

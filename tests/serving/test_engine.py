@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from illicitflows.serving.engine import InputError, TransactionScorer
+from illicitflows.serving.engine import HistoryWriteError, InputError, TransactionScorer
 from illicitflows.serving.history import HistoryStore
 
 
@@ -74,19 +74,68 @@ def test_bad_records_name_index_field_and_reason(tmp_path, transactions, api_rec
                      (2, "timestamp", "unparseable timestamp")}
 
 
+def refusing(when: str):
+    """A sink whose log fails when the decisions are handed over, or when they commit."""
+    def sink(decisions):
+        if when == "handing over":
+            raise OSError("disk full")
+
+        def commit() -> None:
+            raise OSError("disk full")
+
+        return commit
+
+    return sink
+
+
+@pytest.mark.parametrize("when", ["handing over", "committing"])
 def test_failed_audit_write_leaves_no_trace(tmp_path, transactions, api_records, tx_detector,
-                                            tx_model) -> None:
+                                            tx_model, when) -> None:
     records = api_records(transactions.iloc[:300])
     engine = scorer(tmp_path, tx_detector, tx_model)
     engine.score(records[:200], lambda d: None)
-
-    def broken(decisions):
-        raise OSError("disk full")
-
     with pytest.raises(OSError):
-        engine.score(records[200:], broken)
+        engine.score(records[200:], refusing(when))
+    assert len(engine.store.load()) == 200
     fresh = scorer(tmp_path, tx_detector, tx_model)  # rebuilt from the same history
     assert engine.flagged.edges and engine.flagged.edges == fresh.flagged.edges
     again = engine.score(records[200:], lambda d: None)
     offline = tx_detector.score(transactions.iloc[:300])["score"].to_numpy()[200:]
     np.testing.assert_allclose([d.score for d in again.decisions], offline, atol=1e-9)
+
+
+def test_history_roll_ups_and_answer_are_built_while_the_log_writes(
+        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+    events: list[str] = []
+    engine = scorer(tmp_path, tx_detector, tx_model)
+    append = engine.store.append
+    engine.store.append = lambda *args: events.append("history") or append(*args)
+
+    def sink(decisions):
+        events.append("handed over")
+        return lambda: events.append("logged")
+
+    def render(batch) -> bytes:
+        events.append("rendered")
+        return f"{len(batch.decisions)} decisions".encode()
+
+    batch = engine.score(api_records(transactions.iloc[:50]), sink, render=render)
+    assert events == ["handed over", "history", "rendered", "logged"]
+    assert batch.rendered == b"50 decisions"
+
+
+def test_a_failed_history_write_says_whether_the_decisions_were_logged(
+        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+    engine = scorer(tmp_path, tx_detector, tx_model)
+
+    def disk_full(*_: object) -> None:
+        raise OSError("disk full")
+
+    engine.store.append = disk_full
+    records = api_records(transactions.iloc[:20])
+    with pytest.raises(HistoryWriteError, match=r"\(disk full\).*decisions were logged$"):
+        engine.score(records[:10], lambda d: None)
+    with pytest.raises(HistoryWriteError, match="were not logged either"):
+        engine.score(records[10:], refusing("committing"))
+
+

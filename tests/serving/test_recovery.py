@@ -94,8 +94,11 @@ def test_history_rows_of_a_request_that_crashed_before_its_audit_commit_are_drop
     scorer.score(records[:400], before.audit_sink(scorer, "request-0", None))
     logged = history_ids(scorer.store)
 
-    def crash(decisions) -> None:  # the history has committed, the audit log never will
-        raise Crash
+    def crash(decisions):  # handed to the log; the history then commits, the log never will
+        def never() -> None:
+            raise Crash
+
+        return never
 
     with pytest.raises(Crash):
         scorer.score(records[400:], crash)

@@ -19,7 +19,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
-from illicitflows.serving.engine import InputError, ScoredBatch, Scorer, risk_bands
+from illicitflows.serving.engine import (
+    HistoryWriteError,
+    InputError,
+    ScoredBatch,
+    Scorer,
+    risk_bands,
+)
 from illicitflows.serving.laps import Laps
 from illicitflows.serving.runtime import Runtime
 from illicitflows.serving.schemas import (
@@ -40,8 +46,10 @@ LATENCY = bentoml.metrics.Histogram(name="illicitflows_request_seconds",
 STAGES = bentoml.metrics.Histogram(name="illicitflows_stage_seconds",
                                    documentation="Scoring time by detector and stage (auth, "
                                                  "parse, validate, queue, features, predict, "
-                                                 "explain, records, history, audit, rollups, "
-                                                 "respond)",
+                                                 "explain, records, history, rollups, respond; "
+                                                 "audit: handing the decisions to the audit "
+                                                 "log and waiting for its commit beyond the "
+                                                 "history, roll-ups and response it overlaps)",
                                    labelnames=["detector", "stage"],
                                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                             0.5, 1, 5))
@@ -174,19 +182,27 @@ async def score(request: Request, domain: str, key: str) -> Response:
         raise ApiError(422, "'top_k' must be an integer from 1 to 20")
     scorer = scorer_for(request, domain)
     request_id = uuid.uuid4().hex
+
+    def body_of(batch: ScoredBatch) -> bytes:  # rendered while the audit log writes
+        return pydantic_core.to_json(render(batch, scorer, request_id), inf_nan_mode="null")
+
     try:
         batch = scorer.score(records, runtime.audit_sink(scorer, request_id, principal.key_id),
-                             explain_all=body.get("explain") == "all", top_k=top_k, laps=laps)
+                             explain_all=body.get("explain") == "all", top_k=top_k, laps=laps,
+                             render=body_of)
     except InputError as error:
         raise ApiError(422, f"{len(error.issues)} invalid field(s)", error.issues) from error
+    except HistoryWriteError as error:
+        runtime.retire(domain, str(error))
+        raise ApiError(503, f"{error}; the detector is out of service until "
+                            "POST /v1/admin/reload or a restart restores its history") from error
     for flagged, count in Counter(d.flagged for d in batch.decisions).items():
         DECISIONS.labels(model=scorer.model.name, version=scorer.model.version,
                          flagged=str(flagged).lower()).inc(count)
-    body = pydantic_core.to_json(render(batch, scorer, request_id), inf_nan_mode="null")
     laps.lap("respond")
     for stage, seconds in laps.seconds.items():
         STAGES.labels(detector=domain, stage=stage).observe(seconds)
-    return Response(body, media_type="application/json")
+    return Response(batch.rendered, media_type="application/json")
 
 
 def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The scoring engine, without HTTP: validate records, build features against the history
-state, score, explain, roll up, find networks, and hand the decisions to the audit log before
-anything is returned. The HTTP service, offline scoring and tests all call this."""
+state, score, explain, hand the decisions to the audit log, then append the history, roll up,
+find networks (and render the answer) while the log writes; nothing is returned before the log
+has committed. The HTTP service, offline scoring and tests all call this."""
 
 from __future__ import annotations
 
@@ -64,14 +65,43 @@ class Decision:
 
 @dataclass
 class ScoredBatch:
-    """The decisions of one request plus its roll-ups (and networks for transactions)."""
+    """The decisions of one request plus its roll-ups (and networks for transactions), and
+    the answer's body when the caller asked the scorer to render it."""
 
     decisions: list[Decision]
     rollups: list[dict[str, Any]]
     networks: list[dict[str, Any]] = field(default_factory=list)
+    rendered: bytes | None = None
 
 
-DecisionSink = Callable[[list[Decision]], None]
+#: Starts logging a request's decisions durably. Returns a function that waits until they are
+#: logged (raising if they could not be), or None when they already are.
+DecisionSink = Callable[[list[Decision]], Callable[[], None] | None]
+
+
+class HistoryWriteError(RuntimeError):
+    """The history store failed after the feature state took the records. The scorer must be
+    replaced (the service's reload restores the history from the audit log first)."""
+
+    def __init__(self, domain: str, error: Exception, log_error: Exception | None) -> None:
+        self.domain = domain
+        logged = ("were logged" if log_error is None
+                  else f"were not logged either ({log_error})")
+        super().__init__(f"{domain} history store failed ({error}); the request's decisions "
+                         f"{logged}")
+
+
+def _already_logged() -> None:
+    """The wait of a sink that logged synchronously."""
+
+
+def _failure(wait: Callable[[], None]) -> Exception | None:
+    """Wait for a log; its error, or None when it succeeded."""
+    try:
+        wait()
+    except Exception as error:
+        return error
+    return None
 
 
 def risk_bands(scores: Sequence[float] | np.ndarray, threshold: float) -> list[str]:
@@ -139,19 +169,23 @@ class Scorer(ABC):
         return canonical
 
     def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
-              top_k: int = DEFAULT_TOP_K, laps: Laps | None = None) -> ScoredBatch:
-        """Score a batch; ``sink`` must durably log the decisions before this returns.
-        ``laps``, when given, goes on timing each stage: validate, queue for the history,
-        features, predict, explain, records, history, audit, roll-ups."""
+              top_k: int = DEFAULT_TOP_K, laps: Laps | None = None,
+              render: Callable[[ScoredBatch], bytes] | None = None) -> ScoredBatch:
+        """Score a batch; returns once ``sink`` has durably logged the decisions. While the
+        log writes, the history is appended, the roll-ups built and ``render`` (the answer's
+        body, kept as ``rendered``) run. ``laps``, when given, goes on timing each stage:
+        validate, queue for the history, features, predict, explain, records, history,
+        roll-ups, respond and audit (handing over plus waiting for the log)."""
         laps = laps or Laps()
         frame = self.validate(records)
         laps.lap("validate")
         with self.lock:
             laps.lap("queue")
-            return self._score_locked(frame, sink, explain_all, top_k, laps)
+            return self._score_locked(frame, sink, explain_all, top_k, laps, render)
 
     def _score_locked(self, frame: pd.DataFrame, sink: DecisionSink, explain_all: bool,
-                      top_k: int, laps: Laps) -> ScoredBatch:
+                      top_k: int, laps: Laps,
+                      render: Callable[[ScoredBatch], bytes] | None) -> ScoredBatch:
         try:
             features = self.detector.builder.transform(frame, self.state)
         except LateRecordError as error:
@@ -174,21 +208,40 @@ class Scorer(ABC):
                          uuid7_texts(len(texts)), map(str, frame[self.id_column].tolist()),
                          texts, scores.tolist(), flagged.tolist(), explanations, strict=True)]
         laps.lap("records")
-        seqs = self.store.append(texts, [d.record_id for d in decisions],
-                                 [d.decision_id for d in decisions],
-                                 plain_values(frame[self.time_column]),
-                                 [d.score for d in decisions], [d.flagged for d in decisions])
+        try:
+            logged = sink(decisions) or _already_logged
+        except Exception:  # nothing is stored: the feature state forgets the records
+            self.rebuild()
+            raise
+        laps.lap("audit")
+        try:
+            seqs = self.store.append(texts, [d.record_id for d in decisions],
+                                     [d.decision_id for d in decisions],
+                                     plain_values(frame[self.time_column]),
+                                     [d.score for d in decisions], [d.flagged for d in decisions])
+        except Exception as error:
+            raise HistoryWriteError(self.detector.domain, error, _failure(logged)) from error
         laps.lap("history")
         try:
-            sink(decisions)
+            batch = self.assemble(frame, features, decisions)
+            laps.lap("rollups")
+            if render is not None:
+                batch.rendered = render(batch)
+                laps.lap("respond")
+        finally:
+            self._settle(logged, seqs)
+        laps.lap("audit")
+        return batch
+
+    def _settle(self, logged: Callable[[], None], seqs: list[int]) -> None:
+        """Wait until the decisions are logged; if they could not be, take their records back
+        out of the history and the feature state, and raise the log's error."""
+        try:
+            logged()
         except Exception:
             self.store.remove(seqs)
             self.rebuild()
             raise
-        laps.lap("audit")
-        batch = self.assemble(frame, features, decisions)
-        laps.lap("rollups")
-        return batch
 
     @abstractmethod
     def assemble(self, frame: pd.DataFrame, features: pd.DataFrame,

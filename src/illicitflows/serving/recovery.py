@@ -5,8 +5,9 @@ committed durably before any answer, still holds those decisions with their cano
 The decisions of a detector after the newest one the history holds are appended again, oldest
 first, so that the rebuilt feature state is the one that scored them.
 
-A request's history rows commit just before its decisions are logged: a crash between the two
-commits leaves rows for decisions that were never logged nor answered. Those rows, after the
+A request's history rows commit while its decisions are being logged: a crash between the two
+commits leaves either logged decisions the history lacks (appended, as above) or rows for
+decisions that were never logged nor answered. Those rows, after the
 newest logged one, are dropped first, so that a retried request is not counted twice.
 """
 

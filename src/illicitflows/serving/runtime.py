@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bentoml
@@ -13,8 +14,9 @@ import bentoml
 from illicitflows.access.keys import KeyStore
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
+from illicitflows.audit.writer import AuditWriter
 from illicitflows.modeling.detector import Detector
-from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
+from illicitflows.serving.engine import SCORERS, Decision, DecisionSink, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
 from illicitflows.settings import data_dir
@@ -40,6 +42,9 @@ class Settings:
     audit_url: str | None = None
     keys_url: str | None = None
     max_records: int = 10_000
+    #: ``process``: a child process appends to the audit log while the request goes on
+    #: (:mod:`illicitflows.audit.writer`); ``inline``: the request appends itself.
+    audit_writer: str = "process"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -52,6 +57,7 @@ class Settings:
             audit_url=env.get("ILLICITFLOWS_AUDIT_URL") or None,
             keys_url=env.get("ILLICITFLOWS_KEYS_URL") or None,
             max_records=int(env.get("ILLICITFLOWS_MAX_RECORDS", "10000")),
+            audit_writer=env.get("ILLICITFLOWS_AUDIT_WRITER", "process"),
         )
 
 
@@ -78,6 +84,11 @@ class Runtime:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.audit = AuditLog(self.settings.audit_url)
+        if self.settings.audit_writer not in ("process", "inline"):
+            raise ValueError("ILLICITFLOWS_AUDIT_WRITER must be 'process' or 'inline', got "
+                             f"{self.settings.audit_writer!r}")
+        self.writer = (AuditWriter(self.audit.url) if self.settings.audit_writer == "process"
+                       else None)
         self.keys = KeyStore(self.settings.keys_url)
         self.scorers: dict[str, Scorer] = {}
         self.problems: dict[str, str] = {}
@@ -132,11 +143,29 @@ class Runtime:
         log.info("loaded %s %s version %s", domain, model.name, model.version)
         return scorer
 
-    def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None):
-        """The callback that durably logs a batch of decisions."""
+    def retire(self, domain: str, problem: str) -> None:
+        """Take a detector out of service (not ready) after its state was lost; the next load
+        restores its history from the audit log and serves it again."""
+        self.scorers.pop(domain, None)
+        self.problems[domain] = problem
+        log.error("not ready: %s detector retired: %s", domain, problem)
 
-        def sink(decisions: list[Decision]) -> None:
-            self.audit.log_batch(self.decision_batch(scorer, decisions, request_id, key_id))
+    def close(self) -> None:
+        """Stop the audit writer and release the audit log's connections."""
+        if self.writer is not None:
+            self.writer.close()
+        self.audit.close()
+
+    def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None) -> DecisionSink:
+        """The callback that durably logs a batch of decisions: handed to the audit writer
+        (it returns the wait for the commit), or appended at once without one."""
+
+        def sink(decisions: list[Decision]) -> Callable[[], None] | None:
+            batch = self.decision_batch(scorer, decisions, request_id, key_id)
+            if self.writer is not None:
+                return self.writer.submit(batch)
+            self.audit.log_batch(batch)
+            return None
 
         return sink
 

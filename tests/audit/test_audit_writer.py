@@ -1,0 +1,87 @@
+"""The audit writer process: batches handed over are committed before their wait returns;
+refused batches, a dead writer and an unusable database each raise a named error."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from illicitflows.audit.canonical import canonical_json
+from illicitflows.audit.models import DecisionBatch
+from illicitflows.audit.store import AuditLog
+from illicitflows.audit.writer import AuditWriteError, AuditWriter
+from illicitflows.ids import uuid7_texts
+
+
+def batch(size: int, request_id: str = "req", ids: list[str] | None = None) -> DecisionBatch:
+    return DecisionBatch(
+        request_id=request_id, detector="transactions", model_name="aml", model_version="2",
+        threshold=0.5, decision_ids=ids or uuid7_texts(size),
+        record_texts=[canonical_json({"id": f"r{i}", "amount_paid": 10.5 * i})
+                      for i in range(size)],
+        scores=[i / size for i in range(size)], flagged=[i % 2 == 0 for i in range(size)],
+        explanations=[{"base_value": 0.1, "reasons": []} if i % 2 == 0 else None
+                      for i in range(size)],
+        key_id="k1", run_id="run", features_version="f1")
+
+
+@pytest.fixture
+def url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'audit.db'}"
+
+
+@pytest.fixture
+def writer(url: str):
+    audit_writer = AuditWriter(url)
+    yield audit_writer
+    audit_writer.close()
+
+
+def test_a_batch_is_committed_when_its_wait_returns(url: str, writer: AuditWriter) -> None:
+    first, second = batch(300, "req-1"), batch(5, "req-2")
+    writer.submit(first)()
+    reader = AuditLog(url)  # another connection sees the rows: they are committed
+    stored = reader.get(first.decision_ids[7])
+    assert stored is not None and stored.request_id == "req-1" and stored.score == 7 / 300
+    assert stored.record == {"id": "r7", "amount_paid": 73.5}
+    writer.submit(second)()
+    report = reader.verify()
+    assert report.ok and report.checked == 305
+    assert [d.decision_id for d in reader.decisions_before("transactions", limit=5)] == \
+        second.decision_ids[::-1]
+
+
+def test_a_refused_batch_is_named_and_the_writer_goes_on(url: str, writer: AuditWriter) -> None:
+    taken = batch(3)
+    writer.submit(taken)()
+    with pytest.raises(AuditWriteError, match="refused.*IntegrityError"):
+        writer.submit(batch(2, ids=[uuid7_texts(1)[0], taken.decision_ids[0]]))()
+    writer.submit(batch(4))()
+    assert AuditLog(url).verify().checked == 7  # the refused batch left no row
+
+
+def test_a_writer_dying_with_a_batch_in_hand_is_named_then_replaced(
+        url: str, writer: AuditWriter) -> None:
+    writer.submit(batch(2))()
+    dying = writer._process.pid
+    os.kill(dying, signal.SIGSTOP)  # it cannot take the next batch before it is killed
+    wait = writer.submit(batch(2))
+    os.kill(dying, signal.SIGKILL)
+    with pytest.raises(AuditWriteError, match="exited before confirming"):
+        wait()
+    writer.submit(batch(3))()  # handed to a new writer
+    assert writer._process.pid != dying
+    assert AuditLog(url).verify().checked == 5
+
+
+def test_a_database_it_cannot_open_is_named(tmp_path) -> None:
+    with pytest.raises(AuditWriteError, match="could not open the audit log"):
+        AuditWriter(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'audit.db'}")
+
+
+def test_closing_stops_the_process(writer: AuditWriter) -> None:
+    process = writer._process
+    writer.close()
+    assert process.poll() == 0
