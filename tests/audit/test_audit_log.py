@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from illicitflows.audit import AuditLog, DecisionBatch, DecisionInput
 from illicitflows.audit.canonical import canonical_json, sha256_hex
 from illicitflows.audit.chain import GENESIS_HASH, row_hash
-from illicitflows.audit.schema import chain_head, decisions, metadata
+from illicitflows.audit.schema import chain_head, decisions, logged, metadata, requests
 from illicitflows.db import SQLITE_PAGE_SIZE, checkpoint, make_engine
 
 PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
@@ -66,7 +66,8 @@ def execute(url: str, statement) -> None:
 def row(url: str, seq: int) -> dict:
     engine = make_engine(url)
     with engine.connect() as connection:
-        found = connection.execute(sa.select(decisions).where(decisions.c.seq == seq)).one()
+        found = connection.execute(logged.add_columns(decisions.c.request_seq)
+                                   .where(decisions.c.seq == seq)).one()
     engine.dispose()
     return dict(found._mapping)
 
@@ -289,6 +290,11 @@ def test_deleted_last_row_is_caught_by_the_head(url: str, log: AuditLog) -> None
     assert "chain head" in report.problem
 
 
+def decision_row(fields: dict) -> dict:
+    """The ``audit_decisions`` columns of a logged decision (its request's are elsewhere)."""
+    return {column.name: fields[column.name] for column in decisions.c}
+
+
 def forged(prev: dict, seq: int) -> dict:
     """A well-formed row that links to ``prev``: what a forger who knows the scheme writes."""
     fake = {**prev, "seq": seq, "decision_id": "00000000-0000-4000-8000-000000000000",
@@ -302,7 +308,7 @@ def test_inserted_row_breaks_the_link_after_it(url: str, log: AuditLog) -> None:
     fake = forged(row(url, 4), 5)
     for seq in range(10, 4, -1):  # make room at seq 5
         execute(url, decisions.update().where(decisions.c.seq == seq).values(seq=seq + 1))
-    execute(url, decisions.insert().values(**fake))
+    execute(url, decisions.insert().values(**decision_row(fake)))
     execute(url, chain_head.update().values(seq=11))
     report = log.verify()
     assert (report.ok, report.first_bad_seq) == (False, 6)
@@ -313,7 +319,7 @@ def test_inserted_row_breaks_the_link_after_it(url: str, log: AuditLog) -> None:
 def test_inserted_row_with_bad_hash_is_named(url: str, log: AuditLog) -> None:
     filled(log)
     fake = {**forged(row(url, 10), 11), "row_hash": "f" * 64}
-    execute(url, decisions.insert().values(**fake))
+    execute(url, decisions.insert().values(**decision_row(fake)))
     execute(url, chain_head.update().values(seq=11, row_hash=fake["row_hash"]))
     report = log.verify()
     assert (report.ok, report.first_bad_seq, report.first_bad_decision_id) == (
@@ -323,7 +329,7 @@ def test_inserted_row_with_bad_hash_is_named(url: str, log: AuditLog) -> None:
 def test_row_appended_behind_the_logs_back_is_caught(url: str, log: AuditLog) -> None:
     filled(log)
     fake = forged(row(url, 10), 11)
-    execute(url, decisions.insert().values(**fake))
+    execute(url, decisions.insert().values(**decision_row(fake)))
     report = log.verify()
     assert (report.ok, report.first_bad_seq, report.first_bad_decision_id) == (
         False, 11, fake["decision_id"])
@@ -334,7 +340,7 @@ def test_rewritten_last_row_is_caught_by_the_head(url: str, log: AuditLog) -> No
     stored = filled(log)
     fake = forged(row(url, 9), 10)
     execute(url, decisions.delete().where(decisions.c.seq == 10))
-    execute(url, decisions.insert().values(**fake))
+    execute(url, decisions.insert().values(**decision_row(fake)))
     report = log.verify()
     assert (report.ok, report.first_bad_seq) == (False, 10)
     assert report.first_bad_decision_id == fake["decision_id"] != stored[9].decision_id
@@ -395,13 +401,13 @@ def test_latest_decisions_of_a_detector(log: AuditLog) -> None:
 
 def test_index_added_later_is_created_on_an_existing_log(url: str, log: AuditLog) -> None:
     filled(log, 3)
-    execute(url, sa.text("DROP INDEX ix_audit_decisions_detector_seq"))
+    execute(url, sa.text("DROP INDEX ix_audit_requests_detector_first_seq"))
     engine = make_engine(url)
-    assert "ix_audit_decisions_detector_seq" not in {
-        i["name"] for i in sa.inspect(engine).get_indexes("audit_decisions")}
+    assert "ix_audit_requests_detector_first_seq" not in {
+        i["name"] for i in sa.inspect(engine).get_indexes("audit_requests")}
     AuditLog(url).close()
-    assert "ix_audit_decisions_detector_seq" in {
-        i["name"] for i in sa.inspect(engine).get_indexes("audit_decisions")}
+    assert "ix_audit_requests_detector_first_seq" in {
+        i["name"] for i in sa.inspect(engine).get_indexes("audit_requests")}
     engine.dispose()
 
 
@@ -425,3 +431,65 @@ def test_concurrent_processes_keep_one_chain(url: str, log: AuditLog) -> None:
         process.join(timeout=60)
     assert [p.exitcode for p in processes] == [0, 0]
     assert_unforked(log, 2, 15, 20)
+
+
+def test_an_edited_request_field_is_named_at_its_first_decision(url: str, log: AuditLog) -> None:
+    stored = log.append([decision(i) for i in range(25)])  # requests req-0, req-1, req-2
+    execute(url, requests.update().where(requests.c.request_id == "req-1")
+            .values(model_version="9"))
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 11)
+    assert report.first_bad_decision_id == stored[10].decision_id
+    assert "row_hash" in report.problem
+
+
+def test_a_request_no_longer_spanning_its_decisions_is_caught(url: str,
+                                                              log: AuditLog) -> None:
+    stored = filled(log, 10)
+    execute(url, requests.update().values(last_seq=7))
+    assert log.get(stored[8].decision_id) is None
+    report = log.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 8)
+
+
+#: The audit table of the first layout: every field in each decision row.
+FIRST_LAYOUT = sa.Table(
+    "audit_decisions", sa.MetaData(),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("decision_id", sa.String(36), nullable=False, unique=True),
+    *(sa.Column(name, sa.String) for name in (
+        "request_id", "created_at", "key_id", "detector", "model_name", "model_version",
+        "run_id", "features_version", "record", "record_sha256", "explanation", "prev_hash",
+        "row_hash")),
+    sa.Column("score", sa.Double), sa.Column("threshold", sa.Double),
+    sa.Column("flagged", sa.Boolean),
+    sa.Index("ix_audit_decisions_detector_seq", "detector", "seq"),
+)
+
+
+def test_a_first_layout_log_is_split_into_requests_and_decisions(tmp_path) -> None:
+    current = AuditLog(f"sqlite:///{tmp_path / 'current.db'}")
+    stored = current.append([decision(i, model_version=str(3 + i // 15)) for i in range(30)])
+    stored += current.append([decision(i, request_id="req-2") for i in range(30, 33)])
+    old_url = f"sqlite:///{tmp_path / 'first.db'}"
+    engine = make_engine(old_url)
+    with current._engine.connect() as source, engine.begin() as target:
+        FIRST_LAYOUT.create(target)
+        chain_head.create(target)
+        target.execute(FIRST_LAYOUT.insert(),
+                       [dict(r._mapping) for r in source.execute(logged.order_by(decisions.c.seq))])
+        target.execute(chain_head.insert(), [dict(r._mapping)
+                                             for r in source.execute(sa.select(chain_head))])
+    migrated = AuditLog(old_url)
+    assert migrated.query(page_size=1000).items == current.query(page_size=1000).items == stored
+    report = migrated.verify()
+    assert report.ok and report.checked == 33 and report.head_hash == stored[-1].row_hash
+    with engine.connect() as connection:  # runs: req-0, req-1 at version 3 then 4, req-2 twice
+        spans = connection.execute(sa.select(requests.c.first_seq, requests.c.last_seq)
+                                   .order_by(requests.c.first_seq)).all()
+    assert spans == [(1, 10), (11, 15), (16, 20), (21, 30), (31, 33)]
+    assert migrated.query(model_version="4").total == 15
+    assert migrated.decisions_before("transactions", limit=1) == [stored[-1]]
+    migrated.append([decision(40)])
+    assert migrated.verify().ok
+    engine.dispose()

@@ -19,7 +19,17 @@ from illicitflows.audit.models import (
     StoredDecision,
     VerifyReport,
 )
-from illicitflows.audit.schema import HEAD_ID, chain_head, create_schema, decisions
+from illicitflows.audit.schema import (
+    DECISION_FIELDS,
+    HEAD_ID,
+    REQUEST_FIELDS,
+    chain_head,
+    create_schema,
+    decisions,
+    every_row,
+    logged,
+    requests,
+)
 from illicitflows.db import insert_columns, make_engine, sqlite_url, write_transaction
 from illicitflows.ids import uuid7_texts
 from illicitflows.settings import data_dir
@@ -65,13 +75,14 @@ class AuditLog:
         self._engine.dispose()
 
     def append(self, inputs: Sequence[DecisionInput]) -> list[StoredDecision]:
-        """Log a batch of decisions in one committed transaction, in order; returns them stored."""
+        """Log a batch of decisions in one committed transaction, in order; returns them stored
+        (each run of consecutive decisions sharing every request field is one request)."""
         prepared = [_prepare(decision, new_id)
                     for decision, new_id in zip(inputs, uuid7_texts(len(inputs)), strict=True)]
         if not prepared:
             return []
         columns = self._insert({name: [row[name] for row, _ in prepared]
-                                for name in prepared[0][0]})
+                                for name in prepared[0][0]}, _runs(prepared))
         return [_stored({name: values[i] for name, values in columns.items()}, plain)
                 for i, (_, plain) in enumerate(prepared)]
 
@@ -79,19 +90,29 @@ class AuditLog:
         """Log a request's decisions, given field by field, in one committed transaction, in
         order (the scoring path: the same rows as :meth:`append` of one input per decision)."""
         if batch.decision_ids:
-            self._insert(_batch_columns(batch))
+            self._insert(_batch_columns(batch), [(0, len(batch.decision_ids))])
 
-    def _insert(self, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def _insert(self, columns: dict[str, list[Any]],
+                runs: list[tuple[int, int]]) -> dict[str, list[Any]]:
         """Number, time and chain the rows of ``columns`` (every field but those, one value per
-        row) after the head, insert them and move the head, in one committed transaction;
-        returns the columns with those fields."""
+        row; ``runs``: the row ranges sharing every request field) after the head, insert them
+        and move the head, in one committed transaction; returns the columns with those
+        fields."""
         rows = len(columns["decision_id"])
         with write_transaction(self._engine) as connection:
             head = connection.execute(_LOCK_HEAD).one()
-            columns["seq"] = list(range(head.seq + 1, head.seq + 1 + rows))
+            seqs = list(range(head.seq + 1, head.seq + 1 + rows))
+            columns["seq"] = seqs
             columns["created_at"] = [utc_iso(datetime.now(UTC))] * rows
             columns["prev_hash"], columns["row_hash"] = chain_columns(head.row_hash, columns)
-            insert_columns(connection, decisions, columns)
+            connection.execute(requests.insert(), [
+                {"first_seq": seqs[start], "last_seq": seqs[stop - 1],
+                 **{name: columns[name][start] for name in REQUEST_FIELDS}}
+                for start, stop in runs])
+            request_seqs = [seqs[start] for start, stop in runs for _ in range(stop - start)]
+            insert_columns(connection, decisions, {
+                "seq": seqs, "request_seq": request_seqs,
+                **{name: columns[name] for name in DECISION_FIELDS}})
             connection.execute(_MOVE_HEAD, {"new_seq": head.seq + rows,
                                             "new_hash": columns["row_hash"][-1]})
         return columns
@@ -99,8 +120,8 @@ class AuditLog:
     def get(self, decision_id: str) -> StoredDecision | None:
         """The decision with this id, or None."""
         with self._engine.connect() as connection:
-            row = connection.execute(sa.select(decisions)
-                                     .where(decisions.c.decision_id == decision_id)).first()
+            row = connection.execute(logged.where(decisions.c.decision_id == decision_id)
+                                     ).first()
         return None if row is None else _loaded(row._mapping)
 
     def query(self, from_time: datetime | str | None = None, to_time: datetime | str | None = None,
@@ -111,10 +132,9 @@ class AuditLog:
             raise ValueError(f"page must be >= 1 and page_size in 1..{MAX_PAGE_SIZE}")
         where = _filters(from_time, to_time, flagged, model_version, detector)
         with self._engine.connect() as connection:
-            total = connection.scalar(sa.select(sa.func.count()).select_from(decisions)
-                                      .where(*where))
-            rows = connection.execute(sa.select(decisions).where(*where)
-                                      .order_by(decisions.c.seq)
+            total = connection.scalar(sa.select(sa.func.count())
+                                      .select_from(logged.where(*where).subquery()))
+            rows = connection.execute(logged.where(*where).order_by(decisions.c.seq)
                                       .limit(page_size).offset((page - 1) * page_size))
             items = [_loaded(row) for row in rows.mappings()]
         return Page(items=items, total=total or 0, page=page, page_size=page_size)
@@ -123,7 +143,7 @@ class AuditLog:
                          limit: int = MAX_PAGE_SIZE) -> list[StoredDecision]:
         """Up to ``limit`` decisions of ``detector`` before position ``seq`` (the latest when
         None), newest first."""
-        where = [decisions.c.detector == detector]
+        where = [requests.c.detector == detector]
         if seq is not None:
             where.append(decisions.c.seq < seq)
         return self._page(where, decisions.c.seq.desc(), limit)
@@ -131,14 +151,13 @@ class AuditLog:
     def decisions_after(self, detector: str, seq: int,
                         limit: int = MAX_PAGE_SIZE) -> list[StoredDecision]:
         """Up to ``limit`` decisions of ``detector`` after position ``seq``, oldest first."""
-        return self._page([decisions.c.detector == detector, decisions.c.seq > seq],
+        return self._page([requests.c.detector == detector, decisions.c.seq > seq],
                           decisions.c.seq, limit)
 
     def _page(self, where: list[sa.ColumnElement[bool]], order: sa.ColumnElement[Any],
               limit: int) -> list[StoredDecision]:
         with self._engine.connect() as connection:
-            rows = connection.execute(sa.select(decisions).where(*where).order_by(order)
-                                      .limit(limit))
+            rows = connection.execute(logged.where(*where).order_by(order).limit(limit))
             return [_loaded(row) for row in rows.mappings()]
 
     def verify(self, page_size: int = VERIFY_PAGE_SIZE) -> VerifyReport:
@@ -175,8 +194,7 @@ class AuditLog:
         with self._engine.connect() as connection:
             while True:
                 page = connection.execute(
-                    sa.select(decisions).where(decisions.c.seq > after,
-                                               decisions.c.seq <= last_seq)
+                    every_row.where(decisions.c.seq > after, decisions.c.seq <= last_seq)
                     .order_by(decisions.c.seq).limit(page_size)).mappings().all()
                 connection.rollback()  # end the read transaction between pages
                 if not page:
@@ -209,6 +227,14 @@ def _prepare(decision: DecisionInput,
     }
     row["record_sha256"] = sha256_hex(row["record"])
     return row, {"record": record, "explanation": explanation}
+
+
+def _runs(prepared: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[int, int]]:
+    """The ranges of consecutive rows that share every request field (one request each)."""
+    starts = [i for i, (row, _) in enumerate(prepared)
+              if i == 0 or any(row[name] != prepared[i - 1][0][name]
+                               for name in REQUEST_FIELDS if name != "created_at")]
+    return list(zip(starts, [*starts[1:], len(prepared)], strict=True))
 
 
 def _batch_columns(batch: DecisionBatch) -> dict[str, list[Any]]:
@@ -244,15 +270,15 @@ def _filters(from_time: datetime | str | None, to_time: datetime | str | None,
              detector: str | None) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = []
     if from_time is not None:
-        where.append(decisions.c.created_at >= utc_iso(from_time))
+        where.append(requests.c.created_at >= utc_iso(from_time))
     if to_time is not None:
-        where.append(decisions.c.created_at < utc_iso(to_time))
+        where.append(requests.c.created_at < utc_iso(to_time))
     if flagged is not None:
         where.append(decisions.c.flagged == flagged)
     if model_version is not None:
-        where.append(decisions.c.model_version == model_version)
+        where.append(requests.c.model_version == model_version)
     if detector is not None:
-        where.append(decisions.c.detector == detector)
+        where.append(requests.c.detector == detector)
     return where
 
 
