@@ -85,3 +85,45 @@ def test_closing_stops_the_process(writer: AuditWriter) -> None:
     process = writer._process
     writer.close()
     assert process.poll() == 0
+
+
+def test_records_sent_ahead_of_their_decisions_log_the_same_rows(
+        url: str, writer: AuditWriter, tmp_path) -> None:
+    ahead, whole = batch(50, "ahead"), batch(50, "whole")
+    writer.prepare(ahead.decision_ids, ahead.record_texts)
+    writer.submit(ahead)()
+    inline = AuditLog(f"sqlite:///{tmp_path / 'inline.db'}")
+    inline.log_batch(ahead)
+    reader = AuditLog(url)
+    assert [vars_of(d) for d in reader.query(page_size=100).items] == \
+        [vars_of(d) for d in inline.query(page_size=100).items]
+    writer.prepare(whole.decision_ids, whole.record_texts)
+    writer.abandon()  # the request failed while it was scored
+    writer.submit(whole)()
+    report = reader.verify()
+    assert report.ok and report.checked == 100
+
+
+def vars_of(stored) -> dict:
+    """A stored decision's fields but those of the log's own making (time, hashes)."""
+    return {name: getattr(stored, name) for name in stored.__slots__
+            if name not in ("created_at", "prev_hash", "row_hash")}
+
+
+def test_decisions_of_other_records_than_those_sent_ahead_are_refused(
+        writer: AuditWriter) -> None:
+    ahead = batch(3)
+    writer.prepare(ahead.decision_ids, ahead.record_texts)
+    with pytest.raises(ValueError, match="not the prepared ones"):
+        writer.submit(batch(3))
+    writer.submit(batch(2))()  # the writer is free again
+
+
+def test_records_sent_to_a_dead_writer_go_to_a_new_one(url: str, writer: AuditWriter) -> None:
+    gone = writer._process.pid
+    os.kill(gone, signal.SIGKILL)
+    writer._process.wait()
+    ahead = batch(4)
+    writer.prepare(ahead.decision_ids, ahead.record_texts)
+    writer.submit(ahead)()
+    assert writer._process.pid != gone and AuditLog(url).verify().checked == 4

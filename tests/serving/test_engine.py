@@ -139,3 +139,34 @@ def test_a_failed_history_write_says_whether_the_decisions_were_logged(
         engine.score(records[10:], refusing("committing"))
 
 
+
+
+class RecordingLog:
+    """A decision log that notes what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def prepare(self, decision_ids, record_texts) -> None:
+        self.events.append(f"prepare {len(decision_ids)}")
+        self.ids, self.texts = decision_ids, record_texts
+
+    def log(self, decisions):
+        self.events.append(f"log {len(decisions)}")
+        assert [d.decision_id for d in decisions] == self.ids
+        assert [d.record_json for d in decisions] == self.texts
+        return None
+
+    def abandon(self) -> None:
+        self.events.append("abandon")
+
+
+def test_a_log_has_the_records_before_scoring_and_is_told_when_it_fails(
+        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+    records = api_records(transactions.iloc[:40])
+    engine = scorer(tmp_path, tx_detector, tx_model)
+    recording = RecordingLog()
+    engine.score(records[20:], recording)
+    with pytest.raises(InputError, match="time order"):  # found while the features are built
+        engine.score(records[:20], recording)
+    assert recording.events == ["prepare 20", "log 20", "prepare 20", "abandon"]

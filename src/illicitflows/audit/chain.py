@@ -48,21 +48,31 @@ def _value(value: Any) -> str:
     return dumps(value)
 
 
-def chain_columns(prev_hash: str,
-                  columns: Mapping[str, Sequence[Any]]) -> tuple[list[str], list[str]]:
+def chain_columns(prev_hash: str, columns: Mapping[str, Sequence[Any]],
+                  encoded: Mapping[str, Sequence[str]] | None = None,
+                  ) -> tuple[list[str], list[str]]:
     """The ``prev_hash`` and ``row_hash`` of each row of ``columns`` (every hashed field, one
     value per row), the rows linked in order after ``prev_hash`` (the hashes of
     :func:`row_hash`). A field holding the same object in every row (a request's model, key,
-    time ...) is encoded once for all of them, the others column by column."""
+    time ...) is encoded once for all of them, the others column by column; ``encoded`` may
+    hold some fields' canonical JSON texts already (:func:`encode_columns`)."""
     prevs, hashes = [], []
-    for body in _bodies(columns):
+    for body in _bodies(columns, encoded or {}):
         prevs.append(prev_hash)
         prev_hash = hashlib.sha256((prev_hash + body).encode()).hexdigest()
         hashes.append(prev_hash)
     return prevs, hashes
 
 
-def _bodies(columns: Mapping[str, Sequence[Any]]) -> list[str]:
+def encode_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, list[str]]:
+    """The canonical JSON text of each value of each column, as :func:`chain_columns` hashes
+    them (computed ahead of the chain, e.g. while the request is still being scored)."""
+    return {name: plain_texts(list(values)) or list(map(_value, values))
+            for name, values in columns.items()}
+
+
+def _bodies(columns: Mapping[str, Sequence[Any]],
+            encoded: Mapping[str, Sequence[str]]) -> list[str]:
     """The canonical JSON of each row's hashed fields, from a %-format with ``%s`` for each
     field whose object differs between rows."""
     rows = len(columns[HASHED_FIELDS[0]])
@@ -71,7 +81,10 @@ def _bodies(columns: Mapping[str, Sequence[Any]]) -> list[str]:
     parts, varying = [], []
     for name, key in _KEYS:
         values = columns[name]
-        if all(map(is_, values, repeat(values[0]))):
+        if name in encoded:
+            parts.append(key + "%s")
+            varying.append(encoded[name])
+        elif all(map(is_, values, repeat(values[0]))):
             parts.append(key + _value(values[0]).replace("%", "%%"))
         else:
             parts.append(key + "%s")

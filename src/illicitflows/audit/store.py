@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
-from illicitflows.audit.chain import ChainWalker, chain_columns
+from illicitflows.audit.chain import ChainWalker, chain_columns, encode_columns
 from illicitflows.audit.models import (
     DecisionBatch,
     DecisionInput,
@@ -86,25 +87,33 @@ class AuditLog:
         return [_stored({name: values[i] for name, values in columns.items()}, plain)
                 for i, (_, plain) in enumerate(prepared)]
 
-    def log_batch(self, batch: DecisionBatch) -> None:
+    def log_batch(self, batch: DecisionBatch, prepared: PreparedRecords | None = None) -> None:
         """Log a request's decisions, given field by field, in one committed transaction, in
-        order (the scoring path: the same rows as :meth:`append` of one input per decision)."""
-        if batch.decision_ids:
-            self._insert(_batch_columns(batch), [(0, len(batch.decision_ids))])
+        order (the scoring path: the same rows as :meth:`append` of one input per decision).
+        ``prepared``: :func:`prepare_records` of the batch's ids and records, done earlier."""
+        if not batch.decision_ids:
+            return
+        prepared = prepared or prepare_records(batch.decision_ids, batch.record_texts)
+        if (prepared.decision_ids, prepared.record_texts) != (batch.decision_ids,
+                                                              batch.record_texts):
+            raise ValueError("prepared records are not the batch's")
+        self._insert(_batch_columns(batch, prepared.record_sha256),
+                     [(0, len(batch.decision_ids))], prepared.encoded)
 
-    def _insert(self, columns: dict[str, list[Any]],
-                runs: list[tuple[int, int]]) -> dict[str, list[Any]]:
+    def _insert(self, columns: dict[str, list[Any]], runs: list[tuple[int, int]],
+                encoded: dict[str, list[str]] | None = None) -> dict[str, list[Any]]:
         """Number, time and chain the rows of ``columns`` (every field but those, one value per
-        row; ``runs``: the row ranges sharing every request field) after the head, insert them
-        and move the head, in one committed transaction; returns the columns with those
-        fields."""
+        row; ``runs``: the row ranges sharing every request field; ``encoded``: some fields'
+        JSON texts, computed ahead) after the head, insert them and move the head, in one
+        committed transaction; returns the columns with those fields."""
         rows = len(columns["decision_id"])
         with write_transaction(self._engine) as connection:
             head = connection.execute(_LOCK_HEAD).one()
             seqs = list(range(head.seq + 1, head.seq + 1 + rows))
             columns["seq"] = seqs
             columns["created_at"] = [utc_iso(datetime.now(UTC))] * rows
-            columns["prev_hash"], columns["row_hash"] = chain_columns(head.row_hash, columns)
+            columns["prev_hash"], columns["row_hash"] = chain_columns(head.row_hash, columns,
+                                                                      encoded)
             connection.execute(requests.insert(), [
                 {"first_seq": seqs[start], "last_seq": seqs[stop - 1],
                  **{name: columns[name][start] for name in REQUEST_FIELDS}}
@@ -237,7 +246,26 @@ def _runs(prepared: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[i
     return list(zip(starts, [*starts[1:], len(prepared)], strict=True))
 
 
-def _batch_columns(batch: DecisionBatch) -> dict[str, list[Any]]:
+@dataclass(frozen=True, slots=True)
+class PreparedRecords:
+    """What the log computes from a batch's ids and records alone (:func:`prepare_records`),
+    ahead of its scores."""
+
+    decision_ids: Sequence[str]
+    record_texts: Sequence[str]
+    record_sha256: list[str]
+    encoded: dict[str, list[str]]
+
+
+def prepare_records(decision_ids: Sequence[str], record_texts: Sequence[str]) -> PreparedRecords:
+    """The records' SHA-256 and the JSON texts the chain hashes of the ids, records and
+    digests: a request's records are known before it is scored, so a log may start on them."""
+    digests = list(map(sha256_hex, record_texts))
+    return PreparedRecords(decision_ids, record_texts, digests, encode_columns(
+        {"decision_id": decision_ids, "record": record_texts, "record_sha256": digests}))
+
+
+def _batch_columns(batch: DecisionBatch, digests: list[str]) -> dict[str, list[Any]]:
     """The rows of a batch's decisions, less their chain fields, column by column, as
     :func:`_prepare` makes them; each shared field holds the same object in every row."""
     rows = len(batch.decision_ids)
@@ -248,7 +276,7 @@ def _batch_columns(batch: DecisionBatch) -> dict[str, list[Any]]:
     records = list(batch.record_texts)
     return {"decision_id": list(batch.decision_ids),
             **{name: [value] * rows for name, value in shared.items()},
-            "record": records, "record_sha256": list(map(sha256_hex, records)),
+            "record": records, "record_sha256": digests,
             "score": list(map(float, batch.scores)), "flagged": list(map(bool, batch.flagged)),
             "explanation": [None if e is None else dumps(jsonable(e))
                             for e in batch.explanations]}

@@ -4,13 +4,14 @@ The scoring service hands a request's decisions to :class:`AuditWriter` and goes
 roll-ups, the response body) while the writer process chains, inserts and commits them; the
 answer waits for the writer's acknowledgement, so a 200 still means every decision is durably
 logged. Python threads could not overlap this work: chaining and inserting hold the
-interpreter lock. Handing a 1,000-decision batch over costs about 0.3 ms (pickling both ways);
-the append it takes off the request's path costs 10 to 12 ms.
+interpreter lock. A request's ids and canonical records can go ahead, before it is scored, so
+that the writer digests and encodes them while the features are computed; its scores follow.
 
 The protocol is a pair of pipes between the service and ``python -m illicitflows.audit.writer``:
-the database URL first (never on the command line: it may hold a password), then one
-:class:`~illicitflows.audit.models.DecisionBatch` per request, each answered with ``None``
-once committed or with the error's text. The writer exits when the service closes its pipe.
+the database URL first (never on the command line: it may hold a password), then per request
+either a whole :class:`~illicitflows.audit.models.DecisionBatch` or its records then its
+decisions (or word that it failed), each batch answered with ``None`` once committed or with
+the error's text. The writer exits when the service closes its pipe.
 """
 
 from __future__ import annotations
@@ -25,14 +26,23 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
+from typing import Any
 
 from illicitflows.audit.models import DecisionBatch
+from illicitflows.audit.store import AuditLog, PreparedRecords, prepare_records
+from illicitflows.db import CHECKPOINTER
 
 #: How long the service waits for a new writer to open the audit log.
 START_TIMEOUT_S = 120.0
 _READY = "ready"
+#: Messages to the writer: a whole batch; a request's records ahead of its decisions; the
+#: decisions of the records sent ahead; the request failed, drop its records.
+_BATCH, _RECORDS, _DECIDE, _ABANDON = "batch", "records", "decide", "abandon"
+#: The fields of a batch sent with its decisions (ids and records went ahead).
+_DECIDED = ("request_id", "detector", "model_name", "model_version", "threshold", "scores",
+            "flagged", "explanations", "key_id", "run_id", "features_version")
 #: Pipe buffer asked for: a 1,000-decision batch pickles to about 400 kB.
 PIPE_BYTES = 1 << 20
 log = logging.getLogger(__name__)
@@ -46,9 +56,11 @@ class AuditWriter:
     """Appends decision batches to the audit log at ``url`` in a child process, one at a time.
 
     :meth:`submit` hands a batch over and returns a function that waits until it is committed
-    (raising :class:`AuditWriteError` if it was not); that function must be called before the
-    next batch is submitted from another thread, which waits until then. A writer that died is
-    started again by the next submit.
+    (raising :class:`AuditWriteError` if it was not); that function must be called, and until
+    then other threads wait to submit. :meth:`prepare` may hand a request's ids and records
+    over earlier, before it is scored: the writer hashes and encodes them meanwhile, and the
+    request's :meth:`submit` (or :meth:`abandon`) follows. A writer that died is started again
+    by the next request.
     """
 
     def __init__(self, url: str) -> None:
@@ -57,21 +69,54 @@ class AuditWriter:
         self._process: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._receive: Connection | None = None
+        self._prepared: tuple[Sequence[str], Sequence[str]] | None = None
         self._start()
+
+    def prepare(self, decision_ids: Sequence[str], record_texts: Sequence[str]) -> None:
+        """Hand a request's decision ids and canonical records over before it is scored; the
+        writer is the request's until its :meth:`submit` or :meth:`abandon`."""
+        self._lock.acquire()
+        self._handover((_RECORDS, decision_ids, record_texts), start=True)
+        self._prepared = (decision_ids, record_texts)
+
+    def abandon(self) -> None:
+        """The prepared request failed before its decisions were made: the writer drops its
+        records."""
+        self._prepared = None
+        try:
+            assert self._send is not None
+            self._send.send((_ABANDON,))
+        except (AssertionError, OSError, ValueError):  # gone: the next request starts one
+            self._stop()
+        finally:
+            self._lock.release()
 
     def submit(self, batch: DecisionBatch) -> Callable[[], None]:
         """Hand ``batch`` to the writer; returns the wait for its commit (call it once)."""
-        self._lock.acquire()
+        prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            self._lock.acquire()
+            self._handover((_BATCH, batch), start=True)
+        elif prepared[0] is batch.decision_ids and prepared[1] is batch.record_texts:
+            self._handover((_DECIDE, {name: getattr(batch, name) for name in _DECIDED}))
+        else:
+            self._lock.release()
+            raise ValueError("the batch's ids and records are not the prepared ones")
+        return self._wait
+
+    def _handover(self, message: tuple[Any, ...], start: bool = False) -> None:
+        """Send a message (the lock held; released if it fails)."""
         try:
-            if self._process is None or self._process.poll() is not None:
+            if start and (self._process is None or self._process.poll() is not None):
                 self._start()
-            assert self._send is not None
-            self._send.send(batch)
+            if self._send is None:
+                raise AuditWriteError("the audit writer has exited")
+            self._send.send(message)
         except BaseException as error:
+            self._prepared = None
             self._lock.release()
             raise AuditWriteError(f"could not hand decisions to the audit writer: "
                                   f"{error}") from error
-        return self._wait
 
     def _wait(self) -> None:
         try:
@@ -144,8 +189,6 @@ def _end(process: subprocess.Popen[bytes], send: Connection, receive: Connection
 
 def serve(receive: Connection, send: Connection) -> None:
     """The writer's loop: open the log at the URL received first, then commit each batch."""
-    from illicitflows.audit.store import AuditLog  # the writer's own engine and checkpointer
-    from illicitflows.db import CHECKPOINTER
 
     try:
         audit = AuditLog(receive.recv())
@@ -155,22 +198,45 @@ def serve(receive: Connection, send: Connection) -> None:
     gc.freeze()  # what is loaded lives as long as the writer
     gc.set_threshold(20_000, 20, 100)  # a batch's rows are not garbage until it is committed
     send.send(_READY)
+    prepared: PreparedRecords | Exception | None = None
     try:
         while True:
             try:
-                batch = receive.recv()
+                kind, *payload = receive.recv()
             except EOFError:  # the service is gone or closed the writer
                 return
-            try:
-                audit.log_batch(batch)
-            except Exception as error:
-                log.exception("audit append failed")
-                send.send(f"{type(error).__name__}: {error}")
-            else:
-                send.send(None)
+            if kind == _RECORDS:
+                try:
+                    prepared = prepare_records(*payload)
+                except Exception as error:  # told when the decisions come
+                    prepared = error
+                continue
+            if kind == _ABANDON:
+                prepared = None
+                continue
+            send.send(_logged(audit, kind, payload, prepared))
+            prepared = None
     finally:
         CHECKPOINTER.flush()
         audit.close()
+
+
+def _logged(audit: AuditLog, kind: str, payload: list[Any],
+            prepared: PreparedRecords | Exception | None) -> str | None:
+    """Log a batch (whole, or the decisions of the prepared records); None, or what failed."""
+    try:
+        if kind == _BATCH:
+            audit.log_batch(payload[0])
+            return None
+        if not isinstance(prepared, PreparedRecords):
+            raise prepared or RuntimeError("decisions came without their records")
+        audit.log_batch(DecisionBatch(decision_ids=prepared.decision_ids,
+                                      record_texts=prepared.record_texts, **payload[0]),
+                        prepared)
+    except Exception as error:
+        log.exception("audit append failed")
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -77,6 +77,37 @@ class ScoredBatch:
 #: Starts logging a request's decisions durably. Returns a function that waits until they are
 #: logged (raising if they could not be), or None when they already are.
 DecisionSink = Callable[[list[Decision]], Callable[[], None] | None]
+
+
+@runtime_checkable
+class DecisionLog(Protocol):
+    """Where a request's decisions are logged, told of its records before they are scored."""
+
+    def prepare(self, decision_ids: list[str], record_texts: list[str]) -> None:
+        """The request's decision ids and canonical records, before scoring."""
+
+    def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
+        """Start logging the decisions (made with the prepared ids and records): see
+        :data:`DecisionSink`."""
+
+    def abandon(self) -> None:
+        """The request failed before its decisions were made."""
+
+
+@dataclass(frozen=True)
+class SinkLog:
+    """A :data:`DecisionSink` as a :class:`DecisionLog` (it starts when the decisions come)."""
+
+    sink: DecisionSink
+
+    def prepare(self, decision_ids: list[str], record_texts: list[str]) -> None:
+        """Nothing to do before the decisions."""
+
+    def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
+        return self.sink(decisions)
+
+    def abandon(self) -> None:
+        """Nothing was started."""
 
 
 class HistoryWriteError(RuntimeError):
@@ -168,24 +199,37 @@ class Scorer(ABC):
             canonical[i] = {**canonical[i], self.id_column: new_id}
         return canonical
 
-    def score(self, records: list[dict[str, Any]], sink: DecisionSink, explain_all: bool = False,
-              top_k: int = DEFAULT_TOP_K, laps: Laps | None = None,
+    def score(self, records: list[dict[str, Any]], sink: DecisionLog | DecisionSink,
+              explain_all: bool = False, top_k: int = DEFAULT_TOP_K, laps: Laps | None = None,
               render: Callable[[ScoredBatch], bytes] | None = None) -> ScoredBatch:
-        """Score a batch; returns once ``sink`` has durably logged the decisions. While the
-        log writes, the history is appended, the roll-ups built and ``render`` (the answer's
-        body, kept as ``rendered``) run. ``laps``, when given, goes on timing each stage:
-        validate, queue for the history, features, predict, explain, records, history,
-        roll-ups, respond and audit (handing over plus waiting for the log)."""
+        """Score a batch; returns once ``sink`` has durably logged the decisions (a
+        :class:`DecisionLog` is given the records before they are scored). While the log
+        writes, the history is appended, the roll-ups built and ``render`` (the answer's body,
+        kept as ``rendered``) run. ``laps``, when given, goes on timing each stage: validate,
+        queue for the history, records (canonical texts, ids, decisions), features, predict,
+        explain, history, roll-ups, respond and audit (handing over plus waiting for the
+        log)."""
         laps = laps or Laps()
         frame = self.validate(records)
         laps.lap("validate")
+        decision_log = sink if isinstance(sink, DecisionLog) else SinkLog(sink)
         with self.lock:
             laps.lap("queue")
-            return self._score_locked(frame, sink, explain_all, top_k, laps, render)
+            texts, decision_ids = frame_texts(frame), uuid7_texts(len(frame))
+            decision_log.prepare(decision_ids, texts)
+            laps.lap("records")
+            try:
+                decisions, features = self._decide(frame, texts, decision_ids, explain_all, top_k,
+                                                   laps)
+            except BaseException:
+                decision_log.abandon()
+                raise
+            return self._log(frame, features, decisions, texts, decision_log, laps, render)
 
-    def _score_locked(self, frame: pd.DataFrame, sink: DecisionSink, explain_all: bool,
-                      top_k: int, laps: Laps,
-                      render: Callable[[ScoredBatch], bytes] | None) -> ScoredBatch:
+    def _decide(self, frame: pd.DataFrame, texts: list[str], decision_ids: list[str],
+                explain_all: bool, top_k: int,
+                laps: Laps) -> tuple[list[Decision], pd.DataFrame]:
+        """Features, scores and explanations of the records: their decisions."""
         try:
             features = self.detector.builder.transform(frame, self.state)
         except LateRecordError as error:
@@ -202,14 +246,20 @@ class Scorer(ABC):
         explanations: list[Explanation | None] = [None] * len(frame)
         for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
             explanations[position] = item
-        texts = frame_texts(frame)
         decisions = [Decision(decision_id, record_id, text, s, threshold, f, e)
                      for decision_id, record_id, text, s, f, e in zip(
-                         uuid7_texts(len(texts)), map(str, frame[self.id_column].tolist()),
+                         decision_ids, map(str, frame[self.id_column].tolist()),
                          texts, scores.tolist(), flagged.tolist(), explanations, strict=True)]
         laps.lap("records")
+        return decisions, features
+
+    def _log(self, frame: pd.DataFrame, features: pd.DataFrame, decisions: list[Decision],
+             texts: list[str], decision_log: DecisionLog, laps: Laps,
+             render: Callable[[ScoredBatch], bytes] | None) -> ScoredBatch:
+        """Hand the decisions to the log, then append the history, roll up and render while
+        it writes; returns once it has committed."""
         try:
-            logged = sink(decisions) or _already_logged
+            logged = decision_log.log(decisions) or _already_logged
         except Exception:  # nothing is stored: the feature state forgets the records
             self.rebuild()
             raise

@@ -16,7 +16,7 @@ from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
 from illicitflows.modeling.detector import Detector
-from illicitflows.serving.engine import SCORERS, Decision, DecisionSink, ModelRef, Scorer
+from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
 from illicitflows.settings import data_dir
@@ -156,31 +156,52 @@ class Runtime:
             self.writer.close()
         self.audit.close()
 
-    def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None) -> DecisionSink:
-        """The callback that durably logs a batch of decisions: handed to the audit writer
-        (it returns the wait for the commit), or appended at once without one."""
+    def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None) -> AuditSink:
+        """Where a request's decisions are durably logged."""
+        return AuditSink(self, scorer, request_id, key_id)
 
-        def sink(decisions: list[Decision]) -> Callable[[], None] | None:
-            batch = self.decision_batch(scorer, decisions, request_id, key_id)
-            if self.writer is not None:
-                return self.writer.submit(batch)
-            self.audit.log_batch(batch)
-            return None
 
-        return sink
 
-    @staticmethod
-    def decision_batch(scorer: Scorer, decisions: list[Decision], request_id: str,
-                       key_id: str | None) -> DecisionBatch:
-        """The audit log's view of a request's decisions (all scored with the scorer's
-        threshold)."""
+@dataclass
+class AuditSink:
+    """A request's :class:`~illicitflows.serving.engine.DecisionLog`: with a writer process,
+    the records go to it before they are scored and the decisions after (the scorer then waits
+    for its commit); without one, the decisions are appended at once."""
+
+    runtime: Runtime
+    scorer: Scorer
+    request_id: str
+    key_id: str | None
+    prepared: tuple[list[str], list[str]] | None = None
+
+    def prepare(self, decision_ids: list[str], record_texts: list[str]) -> None:
+        if self.runtime.writer is not None:
+            self.runtime.writer.prepare(decision_ids, record_texts)
+        self.prepared = (decision_ids, record_texts)
+
+    def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
+        batch = self.batch(decisions)
+        if self.runtime.writer is not None:
+            return self.runtime.writer.submit(batch)
+        self.runtime.audit.log_batch(batch)
+        return None
+
+    def abandon(self) -> None:
+        if self.runtime.writer is not None:
+            self.runtime.writer.abandon()
+
+    def batch(self, decisions: list[Decision]) -> DecisionBatch:
+        """The audit log's view of the request's decisions (all scored with the scorer's
+        threshold; ids and records the prepared lists themselves, in the same order)."""
+        scorer = self.scorer
+        decision_ids, record_texts = self.prepared or (
+            [d.decision_id for d in decisions], [d.record_json for d in decisions])
         return DecisionBatch(
-            request_id=request_id, detector=scorer.detector.domain,
+            request_id=self.request_id, detector=scorer.detector.domain,
             model_name=scorer.model.name, model_version=scorer.model.version,
-            threshold=scorer.detector.threshold, key_id=key_id, run_id=scorer.model.run_id,
+            threshold=scorer.detector.threshold, key_id=self.key_id, run_id=scorer.model.run_id,
             features_version=scorer.detector.builder.version,
-            decision_ids=[d.decision_id for d in decisions],
-            record_texts=[d.record_json for d in decisions],
+            decision_ids=decision_ids, record_texts=record_texts,
             scores=[d.score for d in decisions],
             flagged=[d.flagged for d in decisions],
             explanations=[d.explanation.as_dict() if d.explanation else None
