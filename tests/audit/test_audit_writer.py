@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 
+import pandas as pd
 import pytest
 
 from illicitflows.audit.canonical import canonical_json
@@ -15,12 +16,17 @@ from illicitflows.audit.writer import AuditWriteError, AuditWriter
 from illicitflows.ids import uuid7_texts
 
 
-def batch(size: int, request_id: str = "req", ids: list[str] | None = None) -> DecisionBatch:
+def records(size: int) -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"r{i}" for i in range(size)],
+                         "amount_paid": [10.5 * i for i in range(size)]})
+
+
+def batch(size: int, request_id: str = "req", ids: list[str] | None = None,
+          texts: list[str] | None = None) -> DecisionBatch:
     return DecisionBatch(
         request_id=request_id, detector="transactions", model_name="aml", model_version="2",
         threshold=0.5, decision_ids=ids or uuid7_texts(size),
-        record_texts=[canonical_json({"id": f"r{i}", "amount_paid": 10.5 * i})
-                      for i in range(size)],
+        record_texts=texts or [canonical_json(row) for row in records(size).to_dict("records")],
         scores=[i / size for i in range(size)], flagged=[i % 2 == 0 for i in range(size)],
         explanations=[{"base_value": 0.1, "reasons": []} if i % 2 == 0 else None
                       for i in range(size)],
@@ -87,18 +93,28 @@ def test_closing_stops_the_process(writer: AuditWriter) -> None:
     assert process.poll() == 0
 
 
+def ahead(writer: AuditWriter, size: int, request_id: str = "ahead") -> DecisionBatch:
+    """A request whose records went to the writer before its decisions: the batch of them."""
+    ids = uuid7_texts(size)
+    writer.prepare(ids, records(size))
+    return batch(size, request_id, ids, writer.texts())
+
+
 def test_records_sent_ahead_of_their_decisions_log_the_same_rows(
         url: str, writer: AuditWriter, tmp_path) -> None:
-    ahead, whole = batch(50, "ahead"), batch(50, "whole")
-    writer.prepare(ahead.decision_ids, ahead.record_texts)
-    writer.submit(ahead)()
+    early = ahead(writer, 50)
+    assert early.record_texts == batch(50).record_texts  # the writer wrote the same texts
+    writer.submit(early)()
     inline = AuditLog(f"sqlite:///{tmp_path / 'inline.db'}")
-    inline.log_batch(ahead)
+    inline.log_batch(early)
     reader = AuditLog(url)
     assert [vars_of(d) for d in reader.query(page_size=100).items] == \
         [vars_of(d) for d in inline.query(page_size=100).items]
-    writer.prepare(whole.decision_ids, whole.record_texts)
-    writer.abandon()  # the request failed while it was scored
+    whole = batch(50, "whole")
+    writer.prepare(whole.decision_ids, records(50))
+    writer.abandon()  # the request failed while it was scored, before it read the texts
+    ahead(writer, 5)
+    writer.abandon()  # the same, after
     writer.submit(whole)()
     report = reader.verify()
     assert report.ok and report.checked == 100
@@ -112,8 +128,7 @@ def vars_of(stored) -> dict:
 
 def test_decisions_of_other_records_than_those_sent_ahead_are_refused(
         writer: AuditWriter) -> None:
-    ahead = batch(3)
-    writer.prepare(ahead.decision_ids, ahead.record_texts)
+    ahead(writer, 3)
     with pytest.raises(ValueError, match="not the prepared ones"):
         writer.submit(batch(3))
     writer.submit(batch(2))()  # the writer is free again
@@ -123,7 +138,5 @@ def test_records_sent_to_a_dead_writer_go_to_a_new_one(url: str, writer: AuditWr
     gone = writer._process.pid
     os.kill(gone, signal.SIGKILL)
     writer._process.wait()
-    ahead = batch(4)
-    writer.prepare(ahead.decision_ids, ahead.record_texts)
-    writer.submit(ahead)()
+    writer.submit(ahead(writer, 4))()
     assert writer._process.pid != gone and AuditLog(url).verify().checked == 4

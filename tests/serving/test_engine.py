@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from illicitflows.audit.canonical import frame_texts
 from illicitflows.serving.engine import HistoryWriteError, InputError, TransactionScorer
 from illicitflows.serving.history import HistoryStore
 
@@ -147,14 +148,18 @@ class RecordingLog:
     def __init__(self) -> None:
         self.events: list[str] = []
 
-    def prepare(self, decision_ids, record_texts) -> None:
+    def prepare(self, decision_ids, records) -> None:
         self.events.append(f"prepare {len(decision_ids)}")
-        self.ids, self.texts = decision_ids, record_texts
+        self.ids, self.written = decision_ids, frame_texts(records)
+
+    def texts(self):
+        self.events.append("texts")
+        return self.written
 
     def log(self, decisions):
         self.events.append(f"log {len(decisions)}")
         assert [d.decision_id for d in decisions] == self.ids
-        assert [d.record_json for d in decisions] == self.texts
+        assert [d.record_json for d in decisions] == self.written
         return None
 
     def abandon(self) -> None:
@@ -169,4 +174,4 @@ def test_a_log_has_the_records_before_scoring_and_is_told_when_it_fails(
     engine.score(records[20:], recording)
     with pytest.raises(InputError, match="time order"):  # found while the features are built
         engine.score(records[:20], recording)
-    assert recording.events == ["prepare 20", "log 20", "prepare 20", "abandon"]
+    assert recording.events == ["prepare 20", "texts", "log 20", "prepare 20", "abandon"]

@@ -4,8 +4,9 @@ The scoring service hands a request's decisions to :class:`AuditWriter` and goes
 roll-ups, the response body) while the writer process chains, inserts and commits them; the
 answer waits for the writer's acknowledgement, so a 200 still means every decision is durably
 logged. Python threads could not overlap this work: chaining and inserting hold the
-interpreter lock. A request's ids and canonical records can go ahead, before it is scored, so
-that the writer digests and encodes them while the features are computed; its scores follow.
+interpreter lock. A request's ids and typed records can go ahead, before it is scored: the
+writer writes their canonical JSON (the texts the history and the log store) and sends it back,
+then digests and encodes it while the features are computed; the decisions follow.
 
 The protocol is a pair of pipes between the service and ``python -m illicitflows.audit.writer``:
 the database URL first (never on the command line: it may hold a password), then per request
@@ -30,6 +31,9 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+import pandas as pd
+
+from illicitflows.audit.canonical import frame_texts
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog, PreparedRecords, prepare_records
 from illicitflows.db import CHECKPOINTER
@@ -40,6 +44,8 @@ _READY = "ready"
 #: Messages to the writer: a whole batch; a request's records ahead of its decisions; the
 #: decisions of the records sent ahead; the request failed, drop its records.
 _BATCH, _RECORDS, _DECIDE, _ABANDON = "batch", "records", "decide", "abandon"
+#: Answers to records: their canonical JSON texts, or what failed.
+_TEXTS, _FAILED = "texts", "failed"
 #: The fields of a batch sent with its decisions (ids and records went ahead).
 _DECIDED = ("request_id", "detector", "model_name", "model_version", "threshold", "scores",
             "flagged", "explanations", "key_id", "run_id", "features_version")
@@ -69,24 +75,42 @@ class AuditWriter:
         self._process: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._receive: Connection | None = None
-        self._prepared: tuple[Sequence[str], Sequence[str]] | None = None
+        self._prepared: tuple[Sequence[str], list[str] | None] | None = None
         self._start()
 
-    def prepare(self, decision_ids: Sequence[str], record_texts: Sequence[str]) -> None:
-        """Hand a request's decision ids and canonical records over before it is scored; the
-        writer is the request's until its :meth:`submit` or :meth:`abandon`."""
+    def prepare(self, decision_ids: Sequence[str], records: pd.DataFrame) -> None:
+        """Hand a request's decision ids and typed records over before it is scored: the
+        writer writes the records' canonical JSON (:meth:`texts`), then digests and encodes
+        them. The writer is the request's until its :meth:`submit` or :meth:`abandon`."""
         self._lock.acquire()
-        self._handover((_RECORDS, decision_ids, record_texts), start=True)
-        self._prepared = (decision_ids, record_texts)
+        self._handover((_RECORDS, decision_ids, records), start=True)
+        self._prepared = (decision_ids, None)
+
+    def texts(self) -> list[str]:
+        """The canonical JSON of the prepared records (:func:`frame_texts`), as the writer
+        wrote them."""
+        assert self._prepared is not None and self._receive is not None
+        try:
+            kind, answer = self._receive.recv()
+        except (EOFError, OSError) as error:
+            self._stop()
+            raise AuditWriteError(f"the audit writer exited before writing the records "
+                                  f"({error or type(error).__name__})") from error
+        if kind != _TEXTS:
+            raise AuditWriteError(f"the audit writer could not write the records: {answer}")
+        self._prepared = (self._prepared[0], answer)
+        return answer
 
     def abandon(self) -> None:
         """The prepared request failed before its decisions were made: the writer drops its
         records."""
-        self._prepared = None
+        prepared, self._prepared = self._prepared, None
         try:
-            assert self._send is not None
+            assert self._send is not None and self._receive is not None
+            if prepared is not None and prepared[1] is None:
+                self._receive.recv()  # the texts the request did not wait for
             self._send.send((_ABANDON,))
-        except (AssertionError, OSError, ValueError):  # gone: the next request starts one
+        except (AssertionError, EOFError, OSError, ValueError):  # gone: the next one starts
             self._stop()
         finally:
             self._lock.release()
@@ -97,7 +121,8 @@ class AuditWriter:
         if prepared is None:
             self._lock.acquire()
             self._handover((_BATCH, batch), start=True)
-        elif prepared[0] is batch.decision_ids and prepared[1] is batch.record_texts:
+        elif (prepared[0] is batch.decision_ids and prepared[1] is not None
+              and prepared[1] is batch.record_texts):
             self._handover((_DECIDE, {name: getattr(batch, name) for name in _DECIDED}))
         else:
             self._lock.release()
@@ -206,10 +231,7 @@ def serve(receive: Connection, send: Connection) -> None:
             except EOFError:  # the service is gone or closed the writer
                 return
             if kind == _RECORDS:
-                try:
-                    prepared = prepare_records(*payload)
-                except Exception as error:  # told when the decisions come
-                    prepared = error
+                prepared = _prepared(send, *payload)
                 continue
             if kind == _ABANDON:
                 prepared = None
@@ -219,6 +241,22 @@ def serve(receive: Connection, send: Connection) -> None:
     finally:
         CHECKPOINTER.flush()
         audit.close()
+
+
+def _prepared(send: Connection, decision_ids: Sequence[str],
+              records: pd.DataFrame) -> PreparedRecords | Exception:
+    """Write the records' canonical JSON and send it to the service at once, then digest and
+    encode it for the chain (a failure is told now, and again when the decisions come)."""
+    try:
+        texts = frame_texts(records)
+    except Exception as error:
+        send.send((_FAILED, f"{type(error).__name__}: {error}"))
+        return error
+    send.send((_TEXTS, texts))
+    try:
+        return prepare_records(decision_ids, texts)
+    except Exception as error:  # told when the decisions come
+        return error
 
 
 def _logged(audit: AuditLog, kind: str, payload: list[Any],

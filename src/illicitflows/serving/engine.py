@@ -83,25 +83,34 @@ DecisionSink = Callable[[list[Decision]], Callable[[], None] | None]
 class DecisionLog(Protocol):
     """Where a request's decisions are logged, told of its records before they are scored."""
 
-    def prepare(self, decision_ids: list[str], record_texts: list[str]) -> None:
-        """The request's decision ids and canonical records, before scoring."""
+    def prepare(self, decision_ids: list[str], records: pd.DataFrame) -> None:
+        """The request's decision ids and typed records, before scoring."""
+
+    def texts(self) -> list[str]:
+        """The records' canonical JSON (:func:`~illicitflows.audit.canonical.frame_texts`):
+        what the history and the log store."""
 
     def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
-        """Start logging the decisions (made with the prepared ids and records): see
+        """Start logging the decisions (made with the prepared ids and texts): see
         :data:`DecisionSink`."""
 
     def abandon(self) -> None:
         """The request failed before its decisions were made."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class SinkLog:
     """A :data:`DecisionSink` as a :class:`DecisionLog` (it starts when the decisions come)."""
 
     sink: DecisionSink
+    records: pd.DataFrame | None = None
 
-    def prepare(self, decision_ids: list[str], record_texts: list[str]) -> None:
-        """Nothing to do before the decisions."""
+    def prepare(self, decision_ids: list[str], records: pd.DataFrame) -> None:
+        self.records = records
+
+    def texts(self) -> list[str]:
+        assert self.records is not None
+        return frame_texts(self.records)
 
     def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
         return self.sink(decisions)
@@ -215,21 +224,22 @@ class Scorer(ABC):
         decision_log = sink if isinstance(sink, DecisionLog) else SinkLog(sink)
         with self.lock:
             laps.lap("queue")
-            texts, decision_ids = frame_texts(frame), uuid7_texts(len(frame))
-            decision_log.prepare(decision_ids, texts)
+            decision_ids = uuid7_texts(len(frame))
+            decision_log.prepare(decision_ids, frame)
             laps.lap("records")
             try:
-                decisions, features = self._decide(frame, texts, decision_ids, explain_all, top_k,
-                                                   laps)
+                decisions, features = self._decide(frame, decision_ids, decision_log,
+                                                   explain_all, top_k, laps)
             except BaseException:
                 decision_log.abandon()
                 raise
-            return self._log(frame, features, decisions, texts, decision_log, laps, render)
+            return self._log(frame, features, decisions, decision_log, laps, render)
 
-    def _decide(self, frame: pd.DataFrame, texts: list[str], decision_ids: list[str],
+    def _decide(self, frame: pd.DataFrame, decision_ids: list[str], decision_log: DecisionLog,
                 explain_all: bool, top_k: int,
                 laps: Laps) -> tuple[list[Decision], pd.DataFrame]:
-        """Features, scores and explanations of the records: their decisions."""
+        """Features, scores and explanations of the records: their decisions (with the
+        records' canonical texts from the log)."""
         try:
             features = self.detector.builder.transform(frame, self.state)
         except LateRecordError as error:
@@ -246,6 +256,7 @@ class Scorer(ABC):
         explanations: list[Explanation | None] = [None] * len(frame)
         for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
             explanations[position] = item
+        texts = decision_log.texts()
         decisions = [Decision(decision_id, record_id, text, s, threshold, f, e)
                      for decision_id, record_id, text, s, f, e in zip(
                          decision_ids, map(str, frame[self.id_column].tolist()),
@@ -254,7 +265,7 @@ class Scorer(ABC):
         return decisions, features
 
     def _log(self, frame: pd.DataFrame, features: pd.DataFrame, decisions: list[Decision],
-             texts: list[str], decision_log: DecisionLog, laps: Laps,
+             decision_log: DecisionLog, laps: Laps,
              render: Callable[[ScoredBatch], bytes] | None) -> ScoredBatch:
         """Hand the decisions to the log, then append the history, roll up and render while
         it writes; returns once it has committed."""
@@ -265,7 +276,8 @@ class Scorer(ABC):
             raise
         laps.lap("audit")
         try:
-            seqs = self.store.append(texts, [d.record_id for d in decisions],
+            seqs = self.store.append([d.record_json for d in decisions],
+                                     [d.record_id for d in decisions],
                                      [d.decision_id for d in decisions],
                                      plain_values(frame[self.time_column]),
                                      [d.score for d in decisions], [d.flagged for d in decisions])

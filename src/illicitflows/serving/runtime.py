@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bentoml
+import pandas as pd
 
 from illicitflows.access.keys import KeyStore
+from illicitflows.audit.canonical import frame_texts
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
@@ -165,19 +167,28 @@ class Runtime:
 @dataclass
 class AuditSink:
     """A request's :class:`~illicitflows.serving.engine.DecisionLog`: with a writer process,
-    the records go to it before they are scored and the decisions after (the scorer then waits
-    for its commit); without one, the decisions are appended at once."""
+    the records go to it before they are scored (it writes their canonical texts) and the
+    decisions after (the scorer then waits for its commit); without one, the texts are written
+    here and the decisions appended at once."""
 
     runtime: Runtime
     scorer: Scorer
     request_id: str
     key_id: str | None
-    prepared: tuple[list[str], list[str]] | None = None
+    decision_ids: list[str] | None = None
+    records: pd.DataFrame | None = None
+    record_texts: list[str] | None = None
 
-    def prepare(self, decision_ids: list[str], record_texts: list[str]) -> None:
+    def prepare(self, decision_ids: list[str], records: pd.DataFrame) -> None:
         if self.runtime.writer is not None:
-            self.runtime.writer.prepare(decision_ids, record_texts)
-        self.prepared = (decision_ids, record_texts)
+            self.runtime.writer.prepare(decision_ids, records)
+        self.decision_ids, self.records = decision_ids, records
+
+    def texts(self) -> list[str]:
+        assert self.records is not None
+        self.record_texts = (self.runtime.writer.texts() if self.runtime.writer is not None
+                             else frame_texts(self.records))
+        return self.record_texts
 
     def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
         batch = self.batch(decisions)
@@ -194,8 +205,10 @@ class AuditSink:
         """The audit log's view of the request's decisions (all scored with the scorer's
         threshold; ids and records the prepared lists themselves, in the same order)."""
         scorer = self.scorer
-        decision_ids, record_texts = self.prepared or (
-            [d.decision_id for d in decisions], [d.record_json for d in decisions])
+        decision_ids, record_texts = self.decision_ids, self.record_texts
+        if decision_ids is None or record_texts is None:  # not prepared: logged whole
+            decision_ids = [d.decision_id for d in decisions]
+            record_texts = [d.record_json for d in decisions]
         return DecisionBatch(
             request_id=self.request_id, detector=scorer.detector.domain,
             model_name=scorer.model.name, model_version=scorer.model.version,
