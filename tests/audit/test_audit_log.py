@@ -162,8 +162,11 @@ def test_a_batch_rejects_bad_input() -> None:
     inputs = [decision(i, decision_id=str(uuid.uuid4())) for i in range(3)]
     with pytest.raises(ValueError, match="one record, score, flag"):
         batch_of(inputs, scores=[0.1, 0.2])
-    with pytest.raises(ValueError, match="decision_id"):
-        batch_of(inputs, decision_ids=["not-a-uuid", *batch_of(inputs).decision_ids[1:]])
+    ids = batch_of(inputs).decision_ids
+    for bad in (["not-a-uuid", *ids[1:]], [ids[0], ids[1].upper(), ids[2]],
+                [f"{ids[0]}\n{ids[1]}", ids[2], ids[2]], [*ids[:2], None]):
+        with pytest.raises(ValueError, match="decision_id"):
+            batch_of(inputs, decision_ids=bad)
     with pytest.raises(ValueError, match="detector"):
         batch_of(inputs, detector="crypto")
     with pytest.raises(ValueError, match="finite"):

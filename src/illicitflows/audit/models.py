@@ -12,6 +12,7 @@ Detector = Literal["transactions", "trade"]
 DETECTORS = frozenset(get_args(Detector))
 #: ``str(uuid.UUID(...))``: lowercase hex in groups of 8-4-4-4-12.
 _UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_LINES = re.compile(f"(?:{_UUID_TEXT.pattern}\n)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,20 @@ def _check(detector: str, scores: Sequence[float], threshold: float,
         raise ValueError(f"detector must be one of {sorted(DETECTORS)}, got {detector!r}")
     if not (math.isfinite(threshold) and all(map(math.isfinite, scores))):
         raise ValueError("score and threshold must be finite numbers")
+    if _all_uuid_texts(decision_ids):
+        return
     for decision_id in decision_ids:
         if not _is_uuid_text(decision_id):
             raise ValueError(f"decision_id must be lowercase uuid text, got {decision_id!r}")
+
+
+def _all_uuid_texts(texts: Sequence[str]) -> bool:
+    """Whether every one is uuid text: one match over them all, one per line (the length
+    rules out a text of two lines)."""
+    if not all(type(text) is str for text in texts):
+        return False
+    lines = "\n".join(texts) + "\n"
+    return len(lines) == 37 * len(texts) and _UUID_LINES.fullmatch(lines) is not None
 
 
 def _is_uuid_text(text: str) -> bool:
