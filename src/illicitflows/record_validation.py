@@ -15,9 +15,11 @@ number fields, booleans, non-string text, keys outside the schema, more than
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from itertools import chain
+from itertools import chain, repeat
+from operator import not_
 from typing import Any
 
 import numpy as np
@@ -46,29 +48,39 @@ _INT64 = (-(2**63), 2**63 - 1)
 Records = Sequence[Mapping[str, Any]]
 
 
-def parse_records(schema: RecordSchema, records: Records) -> ValidationResult:
-    """Type the records' fields and collect their issues, as ``schema.parse`` does."""
+def parse_records(schema: RecordSchema, records: Records,
+                  fill: Mapping[str, Callable[[int], Sequence[Any]]] | None = None,
+                  ) -> ValidationResult:
+    """Type the records' fields and collect their issues, as ``schema.parse`` does. ``fill``:
+    fields whose missing values (absent, null or NaN) are made by a function, called once with
+    how many are missing (e.g. new ids), as if the records had held them."""
+    made = _made(records, fill or {})
 
     def frame() -> pd.DataFrame:
-        raw = pd.DataFrame.from_records(list(records))
+        raw = pd.DataFrame.from_records(_with_made(records, made))
         return raw.assign(**dict.fromkeys(f.name for f in schema.fields
                                           if f.name not in raw.columns))
 
-    converted = convert_records(schema, records)
+    converted = convert_records(schema, records, made)
     if converted is None:
         return schema.parse(frame())
     return schema.check(len(records), *converted, raw=frame)
 
 
-def convert_records(schema: RecordSchema, records: Records) -> tuple[
+def convert_records(schema: RecordSchema, records: Records,
+                    made: Mapping[str, Mapping[int, Any]] | None = None) -> tuple[
         dict[str, Converted], dict[str, np.ndarray]] | None:
     """Each field's converted values and the raw values its issues quote, or None when the
-    records are not up to :data:`MAX_RECORDS` of plain JSON values of the schema's fields."""
+    records are not up to :data:`MAX_RECORDS` of plain JSON values of the schema's fields
+    (``made``: values standing in for missing ones, by field and record index)."""
     if len(records) > MAX_RECORDS or not set(schema.columns).issuperset(chain(*records)):
         return None
+    made = made or {}
     converted, shown = {}, {}
     for f in schema.fields:
-        values = [record.get(f.name) for record in records]
+        values = list(map(dict.get, records, repeat(f.name)))
+        for i, value in made.get(f.name, {}).items():
+            values[i] = value
         result = _CONVERTERS[f.kind](f, values)
         if result is None:
             return None
@@ -77,14 +89,39 @@ def convert_records(schema: RecordSchema, records: Records) -> tuple[
     return converted, shown
 
 
+def _made(records: Records,
+          fill: Mapping[str, Callable[[int], Sequence[Any]]]) -> dict[str, dict[int, Any]]:
+    """The values made for each filled field's missing ones, by record index."""
+    made = {}
+    for name, make in fill.items():
+        missing = [i for i, value in enumerate(map(dict.get, records, repeat(name)))
+                   if value is None or (type(value) is float and math.isnan(value))]
+        made[name] = dict(zip(missing, make(len(missing)), strict=True))
+    return made
+
+
+def _with_made(records: Records, made: Mapping[str, Mapping[int, Any]]) -> list[Any]:
+    """The records, each one with made values a copy holding them."""
+    copies = list(records)
+    for name, values in made.items():
+        for i, value in values.items():
+            copies[i] = {**copies[i], name: value}
+    return copies
+
+
 def _text(f: Field, values: list[Any]) -> Converted | None:
-    if not set(map(type, values)) <= _TEXT_TYPES:
+    kinds = set(map(type, values))
+    if not kinds <= _TEXT_TYPES:
         return None
-    texts = [value.strip() if value else "" for value in values]
+    texts = (list(map(str.strip, values)) if kinds == {str}
+             else [value.strip() if value else "" for value in values])
     if f.pad_digits:  # str.isdecimal: what the pattern \d+ matches in full
         texts = [text.zfill(f.pad_digits) if text.isdecimal() else text for text in texts]
-    return Converted(np.array([text or pd.NA for text in texts], dtype=object),
-                     np.array([not text for text in texts], dtype=bool))
+    blank = np.fromiter(map(not_, texts), dtype=bool, count=len(texts))
+    typed = np.array(texts, dtype=object)
+    if blank.any():
+        typed[blank] = pd.NA
+    return Converted(typed, blank)
 
 
 def _number(_: Field, values: list[Any]) -> Converted | None:

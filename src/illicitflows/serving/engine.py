@@ -189,24 +189,15 @@ class Scorer(ABC):
     def validate(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """Typed canonical records (a new id where one is missing), or :class:`InputError`
         listing every bad record."""
-        known = set(self.domain.schema.columns)
+        known, new_ids = set(self.domain.schema.columns), {self.id_column: uuid7_texts}
         if known.issuperset(chain(*records)):
-            return _accepted(parse_records(self.domain.schema, self._with_ids(records)))
+            return _accepted(parse_records(self.domain.schema, records, new_ids))
         unknown = [{"index": i, "field": key, "reason": "unknown field"}
                    for i, record in enumerate(records) for key, value in record.items()
                    if key not in known and not _is_null(value)]
         canonical = [{key: value for key, value in record.items() if key in known}
                      for record in records]
-        return _accepted(parse_records(self.domain.schema, self._with_ids(canonical)), unknown)
-
-    def _with_ids(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The records, with a new id (made in bulk) in a copy of each that has none."""
-        canonical = list(records)
-        missing = [i for i, record in enumerate(canonical)
-                   if _is_null(record.get(self.id_column))]
-        for i, new_id in zip(missing, uuid7_texts(len(missing)), strict=True):
-            canonical[i] = {**canonical[i], self.id_column: new_id}
-        return canonical
+        return _accepted(parse_records(self.domain.schema, canonical, new_ids), unknown)
 
     def score(self, records: list[dict[str, Any]], sink: DecisionLog | DecisionSink,
               explain_all: bool = False, top_k: int = DEFAULT_TOP_K, laps: Laps | None = None,
