@@ -183,6 +183,27 @@ def test_a_lost_history_takes_the_detector_out_of_service_until_it_is_restored(
                                                    strict=True)) <= 1e-9
 
 
+def test_without_a_writer_process_the_request_logs_its_decisions(
+        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+    runtime = Runtime(Settings(history_url=f"sqlite:///{tmp_path / 'history.db'}",
+                               audit_url=f"sqlite:///{tmp_path / 'audit.db'}",
+                               keys_url=f"sqlite:///{tmp_path / 'keys.db'}",
+                               audit_writer="inline"))
+    assert runtime.writer is None
+    app.state.runtime = runtime
+    runtime.add_scorer(tx_detector, tx_model)
+    answer = TestClient(app).post("/transactions/score",
+                                  headers=bearer(runtime.keys.create("scorer")[1]),
+                                  json={"transactions": api_records(transactions.iloc[:30])})
+    assert answer.status_code == 200, answer.text
+    logged = runtime.audit.query(page_size=100).items
+    assert [d.decision_id for d in logged] == [r["decision_id"] for r in answer.json()["results"]]
+    assert runtime.audit.verify().ok
+    with pytest.raises(ValueError, match="ILLICITFLOWS_AUDIT_WRITER"):
+        Runtime(Settings(audit_url=f"sqlite:///{tmp_path / 'audit.db'}",
+                         keys_url=f"sqlite:///{tmp_path / 'keys.db'}", audit_writer="thread"))
+
+
 def test_streaming_through_the_api_matches_one_request_and_offline(
         tmp_path, api, transactions, api_records) -> None:
     client, runtime, keys, detector, model = api
