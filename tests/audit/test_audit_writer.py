@@ -132,6 +132,20 @@ def test_decisions_of_other_records_than_those_sent_ahead_are_refused(
     with pytest.raises(ValueError, match="not the prepared ones"):
         writer.submit(batch(3))
     writer.submit(batch(2))()  # the writer is free again
+    writer.prepare(uuid7_texts(3), records(3))  # and again before the texts were read
+    with pytest.raises(ValueError, match="not the prepared ones"):
+        writer.submit(batch(3))
+    writer.submit(ahead(writer, 2))()
+
+
+def test_records_it_cannot_write_are_named_and_the_request_abandoned(
+        url: str, writer: AuditWriter) -> None:
+    writer.prepare(uuid7_texts(1), pd.DataFrame({"x": [object()]}))
+    with pytest.raises(AuditWriteError, match="could not write the records"):
+        writer.texts()
+    writer.abandon()
+    writer.submit(ahead(writer, 2))()
+    assert AuditLog(url).verify().checked == 2
 
 
 def test_records_sent_to_a_dead_writer_go_to_a_new_one(url: str, writer: AuditWriter) -> None:

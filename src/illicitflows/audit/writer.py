@@ -96,9 +96,9 @@ class AuditWriter:
             self._stop()
             raise AuditWriteError(f"the audit writer exited before writing the records "
                                   f"({error or type(error).__name__})") from error
+        self._prepared = (self._prepared[0], answer if kind == _TEXTS else [])  # answered
         if kind != _TEXTS:
             raise AuditWriteError(f"the audit writer could not write the records: {answer}")
-        self._prepared = (self._prepared[0], answer)
         return answer
 
     def abandon(self) -> None:
@@ -125,7 +125,8 @@ class AuditWriter:
               and prepared[1] is batch.record_texts):
             self._handover((_DECIDE, {name: getattr(batch, name) for name in _DECIDED}))
         else:
-            self._lock.release()
+            self._prepared = prepared
+            self.abandon()
             raise ValueError("the batch's ids and records are not the prepared ones")
         return self._wait
 
