@@ -496,3 +496,23 @@ def test_a_first_layout_log_is_split_into_requests_and_decisions(tmp_path) -> No
     migrated.append([decision(40)])
     assert migrated.verify().ok
     engine.dispose()
+
+
+def test_filtered_queries_read_the_decisions_by_position(url: str, log: AuditLog) -> None:
+    """A filter on the requests' fields (here the time) becomes a range of positions, so
+    SQLite reads the decisions of that range instead of scanning them all (as it did for a
+    time filter, to keep to the order of positions)."""
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    first = filled(log, 30)
+    statements = []
+    sa.event.listen(log._engine, "before_cursor_execute",
+                    lambda _c, _k, statement, parameters, _x, _m:
+                    statements.append((statement, parameters)))
+    log.query(from_time=first[0].created_at, page_size=5)
+    pages = [s for s in statements if "ORDER BY audit_decisions.seq" in s[0]]
+    with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as connection:
+        plan = " / ".join(row[-1] for statement, parameters in pages for row in
+                          connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+    assert "SEARCH audit_decisions USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan
+    assert "SCAN audit_decisions" not in plan

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
 from illicitflows.audit.chain import ChainWalker, chain_columns, encode_columns
@@ -139,8 +139,14 @@ class AuditLog:
         """Decisions in ``[from_time, to_time)`` matching the filters, oldest first, one page."""
         if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page must be >= 1 and page_size in 1..{MAX_PAGE_SIZE}")
-        where = _filters(from_time, to_time, flagged, model_version, detector)
+        of_requests = _request_filters(from_time, to_time, model_version, detector)
         with self._engine.connect() as connection:
+            span = _span(connection, of_requests)
+            if span is None:
+                return Page(items=[], total=0, page=page, page_size=page_size)
+            where = [*of_requests, *span]
+            if flagged is not None:
+                where.append(decisions.c.flagged == flagged)
             total = connection.scalar(sa.select(sa.func.count())
                                       .select_from(logged.where(*where).subquery()))
             rows = connection.execute(logged.where(*where).order_by(decisions.c.seq)
@@ -293,21 +299,32 @@ def _loaded(row: RowMapping) -> StoredDecision:
                                else json.loads(explanation)})
 
 
-def _filters(from_time: datetime | str | None, to_time: datetime | str | None,
-             flagged: bool | None, model_version: str | None,
-             detector: str | None) -> list[sa.ColumnElement[bool]]:
+def _request_filters(from_time: datetime | str | None, to_time: datetime | str | None,
+                     model_version: str | None,
+                     detector: str | None) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = []
     if from_time is not None:
         where.append(requests.c.created_at >= utc_iso(from_time))
     if to_time is not None:
         where.append(requests.c.created_at < utc_iso(to_time))
-    if flagged is not None:
-        where.append(decisions.c.flagged == flagged)
     if model_version is not None:
         where.append(requests.c.model_version == model_version)
     if detector is not None:
         where.append(requests.c.detector == detector)
     return where
+
+
+def _span(connection: Connection,
+          request_filters: list[sa.ColumnElement[bool]]) -> list[sa.ColumnElement[bool]] | None:
+    """The positions the matching requests span, as a condition on the decisions (none
+    without request filters; None when no request matches). The requests' indexes find them,
+    so the decisions are then read by position instead of all scanned."""
+    if not request_filters:
+        return []
+    low, high = connection.execute(sa.select(sa.func.min(requests.c.first_seq),
+                                             sa.func.max(requests.c.last_seq))
+                                   .where(*request_filters)).one()
+    return None if low is None else [decisions.c.seq.between(low, high)]
 
 
 def _bad(walker: ChainWalker, seq: int, decision_id: str | None, problem: str) -> VerifyReport:
