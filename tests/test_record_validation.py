@@ -164,3 +164,23 @@ def test_random_batches_agree() -> None:
 def test_iso_seconds_read_directly_give_the_same_times(transactions, times) -> None:
     records = [{**transactions[i], "timestamp": t} for i, t in enumerate(times)]
     assert_same(TRANSACTION_SCHEMA, records)
+
+
+@pytest.mark.parametrize("other", [None, 7, {"x": 1}])
+def test_filled_ids_are_those_records_with_the_ids_would_have(transactions, other) -> None:
+    """Missing ids (absent, null, NaN, NA, NaT) take made values, on the per-value path and
+    (with a value it cannot take: a number, a dict) the frame path; blank text stays blank."""
+    records = [{k: v for k, v in r.items() if k != "id"} for r in transactions[:8]]
+    for record, missing in zip(records, [None, float("nan"), pd.NA, pd.NaT, "", "given"],
+                               strict=False):
+        record["id"] = missing
+    records[7]["id"] = other  # record 6 has no id at all
+    made = iter(f"new-{i}" for i in range(100))
+    result = parse_records(TRANSACTION_SCHEMA, records,
+                           {"id": lambda n: [next(made) for _ in range(n)]})
+    expected = ["new-0", "new-1", "new-2", "new-3", pd.NA, "given", "new-4",
+                "new-5" if other is None else other]
+    if other is not None:  # the frame path reads a number or a dict id as text
+        expected[-1] = str(other)
+    assert [None if v is pd.NA else v for v in result.frame["id"].tolist()] == \
+        [None if v is pd.NA else v for v in expected]

@@ -15,7 +15,6 @@ number fields, booleans, non-string text, keys outside the schema, more than
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, repeat
@@ -95,9 +94,15 @@ def _made(records: Records,
     made = {}
     for name, make in fill.items():
         missing = [i for i, value in enumerate(map(dict.get, records, repeat(name)))
-                   if value is None or (type(value) is float and math.isnan(value))]
+                   if value is None or (type(value) is not str and _is_missing(value))]
         made[name] = dict(zip(missing, make(len(missing)), strict=True))
     return made
+
+
+def _is_missing(value: Any) -> bool:
+    """A null that is not None: NaN, NA, NaT (what a frame of the records would call
+    missing)."""
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
 
 
 def _with_made(records: Records, made: Mapping[str, Mapping[int, Any]]) -> list[Any]:

@@ -238,3 +238,21 @@ def test_loading_freezes_what_is_loaded_out_of_the_collector(tmp_path) -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_decisions_the_log_cannot_take_leave_the_writer_free(
+        api, transactions, api_records, monkeypatch) -> None:
+    client, runtime, keys, detector, model = api
+    scorer = runtime.add_scorer(detector, model)
+    records = api_records(transactions.iloc[:40])
+    score_features = scorer.detector.score_features
+    monkeypatch.setattr(scorer.detector, "score_features",
+                        lambda features: score_features(features) * float("nan"))
+    with pytest.raises(ValueError, match="finite"):  # refused before it reached the writer
+        client.post("/transactions/score", headers=bearer(keys["scorer"]),
+                    json={"transactions": records[:20]})
+    assert not runtime.writer._lock.locked()
+    monkeypatch.setattr(scorer.detector, "score_features", score_features)
+    answer = client.post("/transactions/score", headers=bearer(keys["scorer"]),
+                         json={"transactions": records[:20]})
+    assert answer.status_code == 200, answer.text

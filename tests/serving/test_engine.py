@@ -89,6 +89,14 @@ def refusing(when: str):
     return sink
 
 
+def failing(message: str):
+    """A stand-in for a history store method: it fails with ``OSError(message)``."""
+    def fail(*_: object) -> None:
+        raise OSError(message)
+
+    return fail
+
+
 @pytest.mark.parametrize("when", ["handing over", "committing"])
 def test_failed_audit_write_leaves_no_trace(tmp_path, transactions, api_records, tx_detector,
                                             tx_model, when) -> None:
@@ -128,11 +136,7 @@ def test_history_roll_ups_and_answer_are_built_while_the_log_writes(
 def test_a_failed_history_write_says_whether_the_decisions_were_logged(
         tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
     engine = scorer(tmp_path, tx_detector, tx_model)
-
-    def disk_full(*_: object) -> None:
-        raise OSError("disk full")
-
-    engine.store.append = disk_full
+    engine.store.append = failing("disk full")
     records = api_records(transactions.iloc[:20])
     with pytest.raises(HistoryWriteError, match=r"\(disk full\).*decisions were logged$"):
         engine.score(records[:10], lambda d: None)
@@ -175,3 +179,11 @@ def test_a_log_has_the_records_before_scoring_and_is_told_when_it_fails(
     with pytest.raises(InputError, match="time order"):  # found while the features are built
         engine.score(records[:20], recording)
     assert recording.events == ["prepare 20", "texts", "log 20", "prepare 20", "abandon"]
+
+
+def test_a_history_that_cannot_take_back_unlogged_records_retires_the_scorer(
+        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+    engine = scorer(tmp_path, tx_detector, tx_model)
+    engine.store.remove = failing("history gone")
+    with pytest.raises(HistoryWriteError, match=r"\(history gone\).*not logged either"):
+        engine.score(api_records(transactions.iloc[:10]), refusing("committing"))

@@ -161,7 +161,11 @@ class AuditLog:
         where = [requests.c.detector == detector]
         if seq is not None:
             where.append(decisions.c.seq < seq)
-        return self._page(where, decisions.c.seq.desc(), limit)
+        with self._engine.connect() as connection:
+            low = _first_of_latest(connection, detector, seq, limit)
+        if low is None:
+            return []
+        return self._page([*where, decisions.c.seq >= low], decisions.c.seq.desc(), limit)
 
     def decisions_after(self, detector: str, seq: int,
                         limit: int = MAX_PAGE_SIZE) -> list[StoredDecision]:
@@ -325,6 +329,25 @@ def _span(connection: Connection,
                                              sa.func.max(requests.c.last_seq))
                                    .where(*request_filters)).one()
     return None if low is None else [decisions.c.seq.between(low, high)]
+
+
+def _first_of_latest(connection: Connection, detector: str, before: int | None,
+                     limit: int) -> int | None:
+    """The first position of the latest requests of ``detector`` (before position ``before``)
+    that hold ``limit`` of its decisions, or all of them; None when there are none. The
+    decisions are then read from there by position, not all read and sorted."""
+    query = sa.select(requests.c.first_seq, requests.c.last_seq).where(
+        requests.c.detector == detector)
+    if before is not None:
+        query = query.where(requests.c.first_seq < before)
+    low, held = None, 0
+    for first, last in connection.execute(query.order_by(requests.c.first_seq.desc())
+                                          .limit(limit)):
+        low = first
+        held += (last if before is None else min(last, before - 1)) - first + 1
+        if held >= limit:
+            break
+    return low
 
 
 def _bad(walker: ChainWalker, seq: int, decision_id: str | None, problem: str) -> VerifyReport:

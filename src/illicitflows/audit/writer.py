@@ -40,6 +40,8 @@ from illicitflows.db import CHECKPOINTER
 
 #: How long the service waits for a new writer to open the audit log.
 START_TIMEOUT_S = 120.0
+#: How long it waits for an answer (twice SQLite's busy timeout) before it stops the writer.
+ANSWER_TIMEOUT_S = 120.0
 _READY = "ready"
 #: Messages to the writer: a whole batch; a request's records ahead of its decisions; the
 #: decisions of the records sent ahead; the request failed, drop its records.
@@ -89,9 +91,9 @@ class AuditWriter:
     def texts(self) -> list[str]:
         """The canonical JSON of the prepared records (:func:`frame_texts`), as the writer
         wrote them."""
-        assert self._prepared is not None and self._receive is not None
+        assert self._prepared is not None
         try:
-            kind, answer = self._receive.recv()
+            kind, answer = self._answer()
         except (EOFError, OSError) as error:
             self._stop()
             raise AuditWriteError(f"the audit writer exited before writing the records "
@@ -108,7 +110,7 @@ class AuditWriter:
         try:
             assert self._send is not None and self._receive is not None
             if prepared is not None and prepared[1] is None:
-                self._receive.recv()  # the texts the request did not wait for
+                self._answer()  # the texts the request did not wait for
             self._send.send((_ABANDON,))
         except (AssertionError, EOFError, OSError, ValueError):  # gone: the next one starts
             self._stop()
@@ -138,7 +140,8 @@ class AuditWriter:
             if self._send is None:
                 raise AuditWriteError("the audit writer has exited")
             self._send.send(message)
-        except BaseException as error:
+        except BaseException as error:  # the writer may hold part of the message: replace it
+            self._stop()
             self._prepared = None
             self._lock.release()
             raise AuditWriteError(f"could not hand decisions to the audit writer: "
@@ -146,8 +149,7 @@ class AuditWriter:
 
     def _wait(self) -> None:
         try:
-            assert self._receive is not None
-            answer = self._receive.recv()
+            answer = self._answer()
         except (EOFError, OSError) as error:
             self._stop()
             raise AuditWriteError(f"the audit writer exited before confirming the decisions "
@@ -156,6 +158,18 @@ class AuditWriter:
             self._lock.release()
         if answer is not None:
             raise AuditWriteError(f"the audit log refused the decisions: {answer}")
+
+    def _answer(self) -> Any:
+        """The writer's next answer; a writer silent for :data:`ANSWER_TIMEOUT_S` is stopped
+        (its end is then an :class:`EOFError`)."""
+        if self._receive is None:
+            raise EOFError("the audit writer has exited")
+        if not self._receive.poll(ANSWER_TIMEOUT_S):
+            log.error("audit writer %d silent for %s s: stopping it",
+                      self._process.pid if self._process else -1, ANSWER_TIMEOUT_S)
+            self._stop()
+            raise EOFError(f"no answer within {ANSWER_TIMEOUT_S} s")
+        return self._receive.recv()
 
     def close(self) -> None:
         """Stop the writer (it finishes the batch in hand first)."""
@@ -168,6 +182,7 @@ class AuditWriter:
         to_child, from_parent = os.pipe()
         _widen(from_parent)
         to_parent, from_child = os.pipe()
+        _widen(to_parent)  # the records' texts come back while the features are computed
         path = os.pathsep.join(entry for entry in sys.path if entry)  # where we found ourselves
         process = subprocess.Popen(
             [sys.executable, "-m", "illicitflows.audit.writer", str(to_child), str(from_child)],

@@ -92,7 +92,8 @@ class DecisionLog(Protocol):
 
     def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
         """Start logging the decisions (made with the prepared ids and texts): see
-        :data:`DecisionSink`."""
+        :data:`DecisionSink`. If it raises, nothing was logged and the log holds nothing
+        more for the request."""
 
     def abandon(self) -> None:
         """The request failed before its decisions were made."""
@@ -291,8 +292,11 @@ class Scorer(ABC):
         out of the history and the feature state, and raise the log's error."""
         try:
             logged()
-        except Exception:
-            self.store.remove(seqs)
+        except Exception as log_error:
+            try:
+                self.store.remove(seqs)
+            except Exception as error:  # the history keeps records that were never logged
+                raise HistoryWriteError(self.detector.domain, error, log_error) from error
             self.rebuild()
             raise
 

@@ -191,7 +191,11 @@ class AuditSink:
         return self.record_texts
 
     def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
-        batch = self.batch(decisions)
+        try:
+            batch = self.batch(decisions)
+        except BaseException:  # never handed over: the writer is free again
+            self.abandon()
+            raise
         if self.runtime.writer is not None:
             return self.runtime.writer.submit(batch)
         self.runtime.audit.log_batch(batch)
