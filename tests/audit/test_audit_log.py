@@ -516,3 +516,24 @@ def test_filtered_queries_read_the_decisions_by_position(url: str, log: AuditLog
                           connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
     assert "SEARCH audit_decisions USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan
     assert "SCAN audit_decisions" not in plan
+
+
+@pytest.mark.parametrize(("change", "first_bad", "problem"), [
+    (requests.update().where(requests.c.first_seq == 1).values(last_seq=15), 11,
+     "do not tile"),  # widened over the next request
+    (requests.insert().values(first_seq=5, last_seq=7, request_id="forged", detector="trade",
+                              created_at="2000-01-01T00:00:00", model_name="m",
+                              model_version="1", threshold=0.5), 5, "do not tile"),
+    (requests.insert().values(first_seq=26, last_seq=30, request_id="forged",
+                              detector="trade", created_at="2100-01-01T00:00:00",
+                              model_name="m", model_version="1", threshold=0.5), 26,
+     "beyond the chain head"),
+])
+def test_request_rows_that_do_not_tile_the_log_are_named(url: str, log: AuditLog, change,
+                                                         first_bad: int, problem: str) -> None:
+    log.append([decision(i) for i in range(25)])  # requests 1-10, 11-20, 21-25
+    assert log.verify().ok
+    execute(url, change)
+    report = log.verify(page_size=2)
+    assert (report.ok, report.first_bad_seq) == (False, first_bad)
+    assert problem in report.problem

@@ -200,12 +200,42 @@ class AuditLog:
         if walker.last_hash != head.row_hash:
             return _bad(walker, head.seq, walker.last_decision_id,
                         "last row's row_hash does not match the chain head (chain rewritten?)")
+        untiled = self._untiled(head.seq, page_size)
+        if untiled is not None:
+            return _bad(walker, *untiled)
         extra = self._first_row_beyond_head()
         if extra is not None:
             return _bad(walker, extra.seq, extra.decision_id,
                         "row beyond the chain head (appended outside the audit log?)")
         return VerifyReport(ok=True, checked=walker.checked, first_bad_seq=None,
                             first_bad_decision_id=None, problem="", head_hash=walker.last_hash)
+
+    def _untiled(self, last_seq: int, page_size: int) -> tuple[int, None, str] | None:
+        """Where the request rows stop covering positions 1 to ``last_seq`` exactly once, in
+        order (a request row widened, added, or beyond the head): the first such position, no
+        decision id and the problem; None when they tile the log."""
+        expected, after = 1, 0
+        with self._engine.connect() as connection:
+            while page := connection.execute(
+                    sa.select(requests.c.first_seq, requests.c.last_seq)
+                    .where(requests.c.first_seq > after)
+                    .order_by(requests.c.first_seq).limit(page_size)).all():
+                connection.rollback()  # end the read transaction between pages
+                for first, last in page:
+                    if first > last_seq and expected == last_seq + 1:
+                        if last <= connection.execute(_HEAD).one().seq:
+                            return None  # appended since the walk began: the next run's
+                        return first, None, "request row beyond the chain head"
+                    if first != expected or not first <= last <= last_seq:
+                        return (min(first, expected), None,
+                                f"request rows do not tile the log: a request spans seq "
+                                f"{first} to {last} where one should start at seq {expected} "
+                                "(request row widened or added?)")
+                    expected = last + 1
+                after = page[-1].first_seq
+        if expected != last_seq + 1:
+            return expected, None, f"no request row spans seq {expected}"
+        return None
 
     def _rows(self, last_seq: int, page_size: int) -> Iterator[RowMapping]:
         """Rows with seq <= last_seq in seq order, one short read per page (keyset paging)."""
