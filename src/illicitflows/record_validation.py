@@ -94,15 +94,16 @@ def _made(records: Records,
     made = {}
     for name, make in fill.items():
         missing = [i for i, value in enumerate(map(dict.get, records, repeat(name)))
-                   if value is None or (type(value) is not str and _is_missing(value))]
+                   if is_null(value)]
         made[name] = dict(zip(missing, make(len(missing)), strict=True))
     return made
 
 
-def _is_missing(value: Any) -> bool:
-    """A null that is not None: NaN, NA, NaT (what a frame of the records would call
-    missing)."""
-    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+def is_null(value: Any) -> bool:
+    """Whether a record's value is missing: None, NaN, NA or NaT (what a frame of the records
+    would call missing; text is never)."""
+    return value is None or (type(value) is not str and pd.api.types.is_scalar(value)
+                             and bool(pd.isna(value)))
 
 
 def _with_made(records: Records, made: Mapping[str, Mapping[int, Any]]) -> list[Any]:

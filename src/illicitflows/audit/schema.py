@@ -12,6 +12,9 @@ hashes and reports them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -84,6 +87,13 @@ logged = sa.select(*_FIELDS).select_from(decisions.join(requests, _BELONGS))
 every_row = sa.select(*_FIELDS).select_from(decisions.outerjoin(requests, _BELONGS))
 
 
+def spans_of(keys: Sequence[Any]) -> list[tuple[int, int]]:
+    """The ranges (start, stop) of consecutive equal keys: with each decision's request fields
+    as its key, the requests of a run of decisions."""
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    return list(zip(starts, [*starts[1:], len(keys)], strict=True))
+
+
 def create_schema(engine: Engine) -> None:
     """Create the tables, their indexes and the genesis head row if missing, moving a log of
     the first layout (every field in each decision row) into this one (idempotent; on SQLite
@@ -111,14 +121,12 @@ def _split_first_layout(connection: Connection) -> None:
     transaction: each run of consecutive decisions sharing every request field becomes one
     request. The rows' contents, positions and hashes are unchanged (the chain still holds)."""
     old = sa.Table(decisions.name, sa.MetaData(), autoload_with=connection)
-    shared = [old.c[name] for name in REQUEST_FIELDS]
-    runs: list[dict[str, object]] = []
-    for row in connection.execute(sa.select(old.c.seq, *shared).order_by(old.c.seq)):
-        fields = dict(zip(REQUEST_FIELDS, row[1:], strict=True))
-        if runs and all(runs[-1][name] == fields[name] for name in REQUEST_FIELDS):
-            runs[-1]["last_seq"] = row.seq
-        else:
-            runs.append({"first_seq": row.seq, "last_seq": row.seq, **fields})
+    rows = connection.execute(sa.select(old.c.seq, *(old.c[name] for name in REQUEST_FIELDS))
+                              .order_by(old.c.seq)).all()
+    keys = [tuple(row[1:]) for row in rows]
+    runs = [{"first_seq": rows[start].seq, "last_seq": rows[stop - 1].seq,
+             **dict(zip(REQUEST_FIELDS, keys[start], strict=True))}
+            for start, stop in spans_of(keys)]
     moved = decisions.to_metadata(sa.MetaData(), name=f"{decisions.name}_split")
     requests.create(connection)
     moved.create(connection)

@@ -30,6 +30,7 @@ from illicitflows.audit.schema import (
     every_row,
     logged,
     requests,
+    spans_of,
 )
 from illicitflows.db import insert_columns, make_engine, sqlite_url, write_transaction
 from illicitflows.ids import uuid7_texts
@@ -93,9 +94,10 @@ class AuditLog:
         ``prepared``: :func:`prepare_records` of the batch's ids and records, done earlier."""
         if not batch.decision_ids:
             return
-        prepared = prepared or prepare_records(batch.decision_ids, batch.record_texts)
-        if (prepared.decision_ids, prepared.record_texts) != (batch.decision_ids,
-                                                              batch.record_texts):
+        if prepared is None:
+            prepared = prepare_records(batch.decision_ids, batch.record_texts)
+        elif (prepared.decision_ids, prepared.record_texts) != (batch.decision_ids,
+                                                                batch.record_texts):
             raise ValueError("prepared records are not the batch's")
         self._insert(_batch_columns(batch, prepared.record_sha256),
                      [(0, len(batch.decision_ids))], prepared.encoded)
@@ -279,11 +281,10 @@ def _prepare(decision: DecisionInput,
 
 
 def _runs(prepared: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[int, int]]:
-    """The ranges of consecutive rows that share every request field (one request each)."""
-    starts = [i for i, (row, _) in enumerate(prepared)
-              if i == 0 or any(row[name] != prepared[i - 1][0][name]
-                               for name in REQUEST_FIELDS if name != "created_at")]
-    return list(zip(starts, [*starts[1:], len(prepared)], strict=True))
+    """The ranges of consecutive rows that share every request field (one request each; the
+    time is given at insertion, the same for all)."""
+    shared = [name for name in REQUEST_FIELDS if name != "created_at"]
+    return spans_of([tuple(row[name] for name in shared) for row, _ in prepared])
 
 
 @dataclass(frozen=True, slots=True)

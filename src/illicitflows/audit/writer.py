@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import gc
 import logging
 import os
 import subprocess
@@ -37,6 +36,7 @@ from illicitflows.audit.canonical import frame_texts
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog, PreparedRecords, prepare_records
 from illicitflows.db import CHECKPOINTER
+from illicitflows.heap import freeze_loaded
 
 #: How long the service waits for a new writer to open the audit log.
 START_TIMEOUT_S = 120.0
@@ -230,14 +230,12 @@ def _end(process: subprocess.Popen[bytes], send: Connection, receive: Connection
 
 def serve(receive: Connection, send: Connection) -> None:
     """The writer's loop: open the log at the URL received first, then commit each batch."""
-
     try:
         audit = AuditLog(receive.recv())
     except Exception as error:  # told to the service, which names it
         send.send(f"{type(error).__name__}: {error}")
         return
-    gc.freeze()  # what is loaded lives as long as the writer
-    gc.set_threshold(20_000, 20, 100)  # a batch's rows are not garbage until it is committed
+    freeze_loaded()
     send.send(_READY)
     prepared: PreparedRecords | Exception | None = None
     try:

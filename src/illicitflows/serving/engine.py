@@ -20,7 +20,7 @@ from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
 from illicitflows.ids import uuid7_texts
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
-from illicitflows.record_validation import parse_records
+from illicitflows.record_validation import is_null, parse_records
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.laps import Laps
 from illicitflows.serving.networks import Edge, FlaggedGraph
@@ -195,7 +195,7 @@ class Scorer(ABC):
             return _accepted(parse_records(self.domain.schema, records, new_ids))
         unknown = [{"index": i, "field": key, "reason": "unknown field"}
                    for i, record in enumerate(records) for key, value in record.items()
-                   if key not in known and not _is_null(value)]
+                   if key not in known and not is_null(value)]
         canonical = [{key: value for key, value in record.items() if key in known}
                      for record in records]
         return _accepted(parse_records(self.domain.schema, canonical, new_ids), unknown)
@@ -391,10 +391,6 @@ def _accounts(frame: pd.DataFrame, side: str) -> list[str]:
     operations cost milliseconds even for one record)."""
     return [f"{bank}|{account}" for bank, account in zip(
         frame[f"{side}_bank"].tolist(), frame[f"{side}_account"].tolist(), strict=True)]
-
-
-def _is_null(value: Any) -> bool:
-    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def _accepted(result: ValidationResult,

@@ -3,7 +3,6 @@ keys and the settings. Models come from the MLflow registry into the BentoML mod
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from illicitflows.audit.canonical import frame_texts
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
+from illicitflows.heap import freeze_loaded
 from illicitflows.modeling.detector import Detector
 from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
@@ -27,10 +27,6 @@ from illicitflows.tracking.setup import configure
 
 log = logging.getLogger("illicitflows.serving")
 DETECTORS = ("transactions", "trade")
-#: A young-generation collection after 20,000 new container objects instead of 700: at 700 the
-#: collector ran 10 times in a 1,000-record request, rescanning what the request still held
-#: (1.1 ms of it, at 200k history); at 20,000 most requests run none.
-GC_THRESHOLDS = (20_000, 20, 100)
 
 
 @dataclass
@@ -122,10 +118,7 @@ class Runtime:
                 continue
             detector = import_to_bento_store(detector, model)
             self.add_scorer(detector, model)
-        gc.unfreeze()  # what a reload replaced is collected, not kept frozen
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        freeze_loaded()
 
     def add_scorer(self, detector: Detector, model: ModelRef) -> Scorer:
         """Serve ``detector`` (its history store is shared by all versions of its domain). The
@@ -208,11 +201,8 @@ class AuditSink:
     def batch(self, decisions: list[Decision]) -> DecisionBatch:
         """The audit log's view of the request's decisions (all scored with the scorer's
         threshold; ids and records the prepared lists themselves, in the same order)."""
-        scorer = self.scorer
-        decision_ids, record_texts = self.decision_ids, self.record_texts
-        if decision_ids is None or record_texts is None:  # not prepared: logged whole
-            decision_ids = [d.decision_id for d in decisions]
-            record_texts = [d.record_json for d in decisions]
+        scorer, decision_ids, record_texts = self.scorer, self.decision_ids, self.record_texts
+        assert decision_ids is not None and record_texts is not None  # prepared, texts read
         return DecisionBatch(
             request_id=self.request_id, detector=scorer.detector.domain,
             model_name=scorer.model.name, model_version=scorer.model.version,
