@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,16 @@ from illicitflows.tracking.registry import CHAMPION, log_and_register, model_nam
 from illicitflows.tracking.setup import configure, use_experiment
 
 pytestmark = pytest.mark.e2e
-PORT = 3917
+
+
+def _free_port() -> int:
+    """A port nobody listens on now, so that parallel runs of the suite do not collide."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+PORT = _free_port()
 BASE = f"http://127.0.0.1:{PORT}"
 
 
