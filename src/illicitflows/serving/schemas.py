@@ -25,8 +25,9 @@ def kind_type(f: RecordField) -> Any:
         return Annotated[float, Field(ge=f.min_value, le=DEFAULTS.max_number)]
     if f.kind == "flag":
         return Literal[0, 1]
-    if f.kind == "timestamp":
+    if f.kind == "timestamp":  # the API's form; the field's file formats are read too
         return Annotated[str, Field(max_length=DEFAULTS.max_text_chars,
+                                    json_schema_extra={"format": "date-time"},
                                     examples=["2022-09-01T00:20:00"])]
     if f.allowed is not None:
         return Literal[tuple(sorted(f.allowed))]
