@@ -5,6 +5,7 @@ longer run: ``benchmarks/bench_contract.py``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -24,8 +25,12 @@ from illicitflows.tracking.registry import CHAMPION, log_and_register, promote, 
 from illicitflows.tracking.setup import configure, use_experiment
 
 ROLES = ("scorer", "auditor", "admin")
-#: Fuzzing budget in make test: examples per operation and generation mode, and seconds.
-EXAMPLES, SECONDS = 25, 75.0
+#: Fuzzing budget: examples per operation and generation mode, and seconds (make test's
+#: defaults; benchmarks/bench_contract.py sets a longer run through these variables).
+EXAMPLES = int(os.environ.get("ILLICITFLOWS_FUZZ_EXAMPLES", "25"))
+SECONDS = float(os.environ.get("ILLICITFLOWS_FUZZ_SECONDS", "75"))
+#: The line carrying the fuzzing's outcome (JSON) in the test's output.
+OUTCOME = "contract-fuzz-outcome "
 
 
 def refs(node: object) -> list[str]:
@@ -151,53 +156,58 @@ def test_metrics_do_not_grow_with_made_up_paths(served) -> None:
     assert 'endpoint="unmatched"' in metrics
 
 
-def fuzz(base: str, keys: dict[str, str], examples: int, seconds: float) -> dict[str, object]:
+class Fuzz:
     """Schemathesis over every operation of the served document, positive and negative data,
-    each case sent with a key of a drawn role (or none); returns the cases tried, their
-    statuses and the failures of the checks (no 5xx, declared statuses)."""
-    schema = schemathesis.openapi.from_url(f"{base}/v1/openapi.json")
-    headers = st.sampled_from([*ROLES, None]).map(
-        lambda role: {} if role is None else {"Authorization": f"Bearer {keys[role]}"})
-    statuses: dict[int, int] = {}
-    by_operation: dict[tuple[str, int], int] = {}
-    failures: list[str] = []
-    deadline = time.monotonic() + seconds
-    tried = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        inputs = (operation.get_request_payload_content_types()
-                  or [p for p in operation.iter_parameters() if p.name != "Authorization"])
-        for mode in schemathesis.GenerationMode:  # without inputs, only the key varies
-            @settings(max_examples=examples if inputs else 4, deadline=None, derandomize=True,
-                      database=None,
-                      phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(generation_mode=mode), auth=headers)
-            def run(case, auth) -> None:
-                nonlocal tried
-                if time.monotonic() > deadline:
-                    return
-                tried += 1
-                response = case.call(base_url=f"{base}/v1", headers=auth, timeout=60)
-                key = (f"{case.method} {case.path}", response.status_code)
-                by_operation[key] = by_operation.get(key, 0) + 1
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                try:
-                    case.validate_response(response, checks=[not_a_server_error,
-                                                              status_code_conformance])
-                except Exception as failure:  # noqa: BLE001 - every check failure is counted
-                    failures.append(f"{case.method} {case.path} {mode.value}: "
-                                    f"{str(failure)[:400]}")
+    each case sent with the key of a drawn role (or a generated one); counts the cases, their
+    statuses and the failures of the checks (no 5xx, only declared statuses)."""
 
-            run()
-    return {"cases": tried, "statuses": statuses, "failures": failures,
-            "by_operation": {f"{op} -> {status}": n
-                             for (op, status), n in sorted(by_operation.items())}}
+    def __init__(self, base: str, keys: dict[str, str], seconds: float) -> None:
+        self.base, self.deadline = base, time.monotonic() + seconds
+        self.headers = st.sampled_from([*ROLES, None]).map(
+            lambda role: {} if role is None else {"Authorization": f"Bearer {keys[role]}"})
+        self.cases = 0
+        self.statuses: dict[int, int] = {}
+        self.by_operation: dict[str, int] = {}
+        self.failures: list[str] = []
+
+    def run(self, examples: int) -> dict[str, object]:
+        schema = schemathesis.openapi.from_url(f"{self.base}/v1/openapi.json")
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            inputs = (operation.get_request_payload_content_types()
+                      or [p for p in operation.iter_parameters() if p.name != "Authorization"])
+            for mode in schemathesis.GenerationMode:  # without inputs, only the key varies
+                self.operation(operation, mode, examples if inputs else 4)
+        return {"cases": self.cases, "statuses": self.statuses, "failures": self.failures,
+                "by_operation": dict(sorted(self.by_operation.items()))}
+
+    def operation(self, operation: schemathesis.APIOperation,
+                  mode: schemathesis.GenerationMode, examples: int) -> None:
+        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=mode), auth=self.headers)
+        def run(case: schemathesis.Case, auth: dict[str, str]) -> None:
+            if time.monotonic() > self.deadline:
+                return
+            self.cases += 1
+            response = case.call(base_url=f"{self.base}/v1", headers=auth, timeout=60)
+            status = response.status_code
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            label = f"{operation.label} -> {status}"
+            self.by_operation[label] = self.by_operation.get(label, 0) + 1
+            try:
+                case.validate_response(response, checks=[not_a_server_error,
+                                                          status_code_conformance])
+            except Exception as failure:  # noqa: BLE001 - every check failure is counted
+                self.failures.append(f"{operation.label} ({mode.value}): {str(failure)[:400]}")
+
+        run()
 
 
 @pytest.mark.e2e
 def test_no_input_gets_a_server_error(served) -> None:
-    outcome = fuzz(served["base"], served["keys"], EXAMPLES, SECONDS)
-    print(outcome)
+    outcome = Fuzz(served["base"], served["keys"], SECONDS).run(EXAMPLES)
+    print(OUTCOME + json.dumps(outcome))
     assert outcome["cases"] >= 100
     assert not [s for s in outcome["statuses"] if s >= 500], outcome
     assert outcome["failures"] == [], outcome["failures"][:5]

@@ -15,7 +15,7 @@ NESTED = "a field holds one value, not a JSON object or list"
 def value_issues(records: Sequence[Mapping[str, Any]], max_text_chars: int,
                  max_number: float) -> list[dict[str, Any]]:
     """The issues of the records' values beyond the limits, in record and field order (the
-    range of non-finite and negative numbers is the validation's to report)."""
+    range of non-finite numbers is the validation's to report)."""
     issues = []
     for index, record in enumerate(records):
         for field, value in record.items():
@@ -25,7 +25,7 @@ def value_issues(records: Sequence[Mapping[str, Any]], max_text_chars: int,
                     issues.append(_issue(index, field, f"text longer than {max_text_chars:,} "
                                                        "characters", f"{len(value):,} characters"))
             elif kind is float or kind is int:
-                if max_number < value < math.inf:
+                if max_number < abs(value) < math.inf:
                     issues.append(_issue(index, field, f"number above {max_number:g}",
                                          _shown(value)))
             elif kind is dict or kind is list:
