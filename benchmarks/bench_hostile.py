@@ -2,8 +2,8 @@
 (``illicitflows serve``, no models loaded: none is needed to refuse a caller), N requests
 without a key to random paths (``/v1/decisions/<uuid>``, ``/v1/<random>``, ``/<random>/...``),
 then the worker's resident memory and the size of ``/metrics`` compared with their values
-after a warm-up of the same requests. Target: flat. Prints one JSON object, with the machine's
-load average at the start and the end.
+after a warm-up of the same requests, and sampled along the run. Target: flat. Prints one
+JSON object, with the machine's load average at the start and the end.
 
     .venv/bin/python benchmarks/bench_hostile.py [--requests 100000] [--concurrency 16]
 """
@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=1800)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--samples", type=int, default=5,
+                        help="memory and /metrics samples taken along the run")
     args = parser.parse_args()
     load_at_start = os.getloadavg()
     port = free_port()
@@ -113,11 +115,21 @@ def main() -> None:
             worker = worker_of(psutil.Process(server.pid))
             warm = asyncio.run(hammer(port, WARM_UP, args.concurrency, args.seed - 1, 300))
             before = snapshot(worker, port)
-            started = time.perf_counter()
-            run = asyncio.run(hammer(port, args.requests, args.concurrency, args.seed,
-                                     args.max_seconds))
+            started, deadline = time.perf_counter(), time.monotonic() + args.max_seconds
+            sent, statuses, trajectory = 0, {}, []
+            for step in range(args.samples):  # the same requests, in steps, sampled between
+                share = args.requests * (step + 1) // args.samples - sent
+                part = asyncio.run(hammer(port, share, args.concurrency, args.seed + step,
+                                          deadline - time.monotonic()))
+                sent += part["sent"]
+                for status, n in part["statuses"].items():
+                    statuses[status] = statuses.get(status, 0) + n
+                trajectory.append({"requests": sent, **snapshot(worker, port)})
+                if time.monotonic() >= deadline:
+                    break
             elapsed = time.perf_counter() - started
-            after = snapshot(worker, port)
+            after = trajectory[-1]
+            run = {"sent": sent, "statuses": statuses}
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
@@ -126,6 +138,7 @@ def main() -> None:
         "seconds": elapsed, "requests_per_s": run["sent"] / elapsed,
         "after_warm_up": before, "after_requests": after,
         "growth": {key: after[key] - before[key] for key in before},
+        "trajectory": trajectory,
         "target": "flat: metrics series unchanged, worker memory within a few MB",
         "load_average": {"start": load_at_start, "end": os.getloadavg()},
     }, indent=2))
