@@ -32,9 +32,9 @@ from illicitflows.audit.schema import (
     requests,
     spans_of,
 )
-from illicitflows.db import insert_columns, make_engine, sqlite_url, write_transaction
+from illicitflows.db import insert_columns, make_engine, write_transaction
 from illicitflows.ids import uuid7_texts
-from illicitflows.settings import data_dir
+from illicitflows.settings import database_url
 
 MAX_PAGE_SIZE = 1000
 VERIFY_PAGE_SIZE = 5000
@@ -46,8 +46,8 @@ _MOVE_HEAD = (chain_head.update().where(chain_head.c.id == HEAD_ID)
 
 
 def default_url() -> str:
-    """``sqlite:///<data dir>/audit.db``."""
-    return sqlite_url(data_dir() / "audit.db")
+    """``$ILLICITFLOWS_DATABASE_URL``, else ``sqlite:///<data dir>/audit.db``."""
+    return database_url("audit")
 
 
 def utc_iso(moment: datetime | str) -> str:

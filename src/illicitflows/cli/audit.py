@@ -11,7 +11,7 @@ from illicitflows.audit.store import AuditLog
 from illicitflows.cli.common import TrackingUri, console
 from illicitflows.progress import progress_bar
 from illicitflows.serving.replay import replay_decision
-from illicitflows.settings import data_dir
+from illicitflows.settings import database_url
 from illicitflows.tracking.setup import configure
 
 app = typer.Typer(help="Audit the decision log.", no_args_is_help=True)
@@ -43,7 +43,7 @@ def replay(decision_id: Annotated[str, typer.Argument(help="The decision id.")],
     """Re-score a decision with its recorded model version and history; exit 1 on mismatch."""
     configure(tracking_uri)
     report = replay_decision(decision_id, AuditLog(url),
-                             history_url or f"sqlite:///{data_dir() / 'history.db'}")
+                             history_url or database_url("history"))
     verdict = "MATCHES" if report.ok else "DIFFERS"
     console.print(f"decision {decision_id} ({report.model}): replay {verdict}; score logged "
                   f"{report.logged_score:.12f}, replayed {report.replayed_score:.12f}; reasons "

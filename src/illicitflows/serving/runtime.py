@@ -21,7 +21,7 @@ from illicitflows.modeling.detector import Detector
 from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
-from illicitflows.settings import data_dir
+from illicitflows.settings import database_url
 from illicitflows.tracking.registry import CHAMPION, load_detector
 from illicitflows.tracking.setup import configure
 
@@ -96,7 +96,7 @@ class Runtime:
         return all(d in self.scorers for d in DETECTORS)
 
     def history_url(self) -> str:
-        return self.settings.history_url or f"sqlite:///{data_dir() / 'history.db'}"
+        return self.settings.history_url or database_url("history")
 
     def load(self) -> None:
         """Load every detector from the registry (again: only versions that changed); one clear
