@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
-from illicitflows.audit.chain import ChainWalker, chain_columns, encode_columns
+from illicitflows.audit.chain import GENESIS_HASH, ChainWalker, chain_columns, encode_columns
 from illicitflows.audit.models import (
     DecisionBatch,
     DecisionInput,
@@ -181,18 +181,35 @@ class AuditLog:
             rows = connection.execute(logged.where(*where).order_by(order).limit(limit))
             return [_loaded(row) for row in rows.mappings()]
 
-    def verify(self, page_size: int = VERIFY_PAGE_SIZE) -> VerifyReport:
+    def head(self) -> tuple[int, str]:
+        """The chain's head: how many rows it has and the last one's hash."""
+        with self._engine.connect() as connection:
+            head = connection.execute(_HEAD).one()
+        return head.seq, head.row_hash
+
+    def verify(self, page_size: int = VERIFY_PAGE_SIZE,
+               anchors: Mapping[int, tuple[str, str]] | None = None) -> VerifyReport:
         """Walk the chain in ``seq`` order, page by page, and name the first bad row.
 
         Catches edited rows (hash mismatch), deleted rows (seq gap), inserted rows (broken
         link), a cut-off tail (fewer rows than the head records) and rows beyond the head.
-        Rows appended while it runs are left for the next run.
+        Rows appended while it runs are left for the next run. ``anchors`` (position -> the
+        row hash there and who vouches for it: signed checkpoints) must all hold, which
+        catches a chain rewritten with every hash recomputed.
         """
+        anchors = anchors or {}
         with self._engine.connect() as connection:
             head = connection.execute(_HEAD).one()
         walker = ChainWalker()
+        beyond = [seq for seq in anchors if seq > head.seq]
+        if beyond:
+            return _bad(walker, head.seq, None,
+                        f"{anchors[max(beyond)][1]} vouches for {max(beyond)} rows but the "
+                        f"chain has {head.seq} (rows deleted or the log replaced?)")
+        if 0 in anchors and anchors[0][0] != GENESIS_HASH:
+            return _bad(walker, 0, None, f"{anchors[0][1]} signs another empty log")
         for row in self._rows(head.seq, page_size):
-            problem = walker.problem(row)
+            problem = walker.problem(row) or _off_anchor(anchors, walker, row)
             if problem:
                 return _bad(walker, row["seq"], row["decision_id"], problem)
         if walker.checked < head.seq:
@@ -210,7 +227,8 @@ class AuditLog:
             return _bad(walker, extra.seq, extra.decision_id,
                         "row beyond the chain head (appended outside the audit log?)")
         return VerifyReport(ok=True, checked=walker.checked, first_bad_seq=None,
-                            first_bad_decision_id=None, problem="", head_hash=walker.last_hash)
+                            first_bad_decision_id=None, problem="", head_hash=walker.last_hash,
+                            anchors=len(anchors))
 
     def _untiled(self, last_seq: int, page_size: int) -> tuple[int, None, str] | None:
         """Where the request rows stop covering positions 1 to ``last_seq`` exactly once, in
@@ -379,6 +397,19 @@ def _first_of_latest(connection: Connection, detector: str, before: int | None,
         if held >= limit:
             break
     return low
+
+
+def _off_anchor(anchors: Mapping[int, tuple[str, str]], walker: ChainWalker,
+                row: RowMapping) -> str | None:
+    """What is wrong with a row the walker accepted, by the anchors: its hash is not the one
+    signed at its position (the chain up to it was rewritten and rehashed)."""
+    anchor = anchors.get(row["seq"])
+    if anchor is None or anchor[0] == row["row_hash"]:
+        return None
+    earlier = [seq for seq in anchors if seq < row["seq"]]
+    since = f"after seq {max(earlier)}, " if earlier else ""
+    return (f"row_hash differs from the one {anchor[1]} signed: a row {since}up to seq "
+            f"{row['seq']} was rewritten and the chain rehashed")
 
 
 def _bad(walker: ChainWalker, seq: int, decision_id: str | None, problem: str) -> VerifyReport:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from illicitflows.access.keys import KeyStore
 from illicitflows.audit.canonical import frame_texts
+from illicitflows.audit.checkpoints import start_checkpoints
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
@@ -88,6 +89,8 @@ class Runtime:
         self.writer = (AuditWriter(self.audit.url) if self.settings.audit_writer == "process"
                        else None)
         self.keys = KeyStore(self.settings.keys_url)
+        #: Signed checkpoints of the log's head, when $ILLICITFLOWS_CHECKPOINT_KEY names a key.
+        self.checkpoints = start_checkpoints(self.audit)
         self.scorers: dict[str, Scorer] = {}
         self.problems: dict[str, str] = {}
 
@@ -146,9 +149,12 @@ class Runtime:
         log.error("not ready: %s detector retired: %s", domain, problem)
 
     def close(self) -> None:
-        """Stop the audit writer and release the audit log's connections."""
+        """Stop the audit writer, sign a last checkpoint and release the audit log's
+        connections."""
         if self.writer is not None:
             self.writer.close()
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         self.audit.close()
 
     def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None) -> AuditSink:
