@@ -7,7 +7,9 @@ throw-away PostgreSQL server with Debian's binaries, with its default durability
 on, synchronous commits; ``both`` runs SQLite then PostgreSQL), then verifies the whole chain.
 Prints one JSON line per backend: rows per second, median / p95 wall milliseconds and median
 CPU milliseconds per append (CPU shows the cost when other jobs share the cores), verify's
-rows per second and seconds, and the load average at the start.
+rows per second and seconds, the time to sign the first checkpoint (storing the Merkle nodes
+of every row) and one after 1,000 more rows, the median inclusion proof, and the load average
+at the start.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from illicitflows.audit import AuditLog, DecisionBatch, DecisionInput
 from illicitflows.audit.canonical import canonical_json
+from illicitflows.audit.checkpoints import append_checkpoint, inclusion_proof, sign_head
 
 BATCH = 1_000
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +99,23 @@ def run(url: str, singles: int, batches: int) -> dict[str, Any]:
     start = time.perf_counter()
     report = log.verify()
     verify_s = time.perf_counter() - start
+    key = Ed25519PrivateKey.generate()
+    start = time.perf_counter()
+    signed = sign_head(log, key)  # the first: stores the Merkle nodes of every row
+    first_checkpoint_s = time.perf_counter() - start
+    log.log_batch(as_batch([decision(i) for i in range(BATCH)]))
+    start = time.perf_counter()
+    sign_head(log, key)  # the usual: the rows since the last one
+    checkpoint_s = time.perf_counter() - start
+    middle = log.query(page=signed.tree_size // 2, page_size=1).items[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoints.jsonl"
+        append_checkpoint(path, signed)
+        proofs = []
+        for _ in range(20):
+            start = time.perf_counter()
+            inclusion_proof(log, middle.decision_id, path)
+            proofs.append(time.perf_counter() - start)
     log.close()
     assert report.ok, report
 
@@ -119,6 +141,9 @@ def run(url: str, singles: int, batches: int) -> dict[str, Any]:
         "verify_rows": report.checked,
         "verify_s": round(verify_s, 3),
         "verify_rows_per_s": round(report.checked / verify_s, 1),
+        "first_checkpoint_s": round(first_checkpoint_s, 3),
+        "checkpoint_after_1000_ms": round(1e3 * checkpoint_s, 2),
+        "inclusion_proof_ms_median": round(1e3 * median(proofs), 2),
     }
 
 

@@ -2,18 +2,20 @@
 tree heads (RFC 6962, section 3.5).
 
 The hash chain shows edits only to someone who trusts the database: whoever can write to it can
-edit a decision and recompute every later hash. A checkpoint signs the chain's head (its size,
-the hash of its last row, the time) with an Ed25519 key kept outside the database, and is
-appended, one JSON line each, to a file outside it too. ``audit verify --public-key`` then
+edit a decision and recompute every later hash. A checkpoint signs the log's head (its size, the
+root of the Merkle tree over its rows, the time) with an Ed25519 key kept outside the database,
+and is appended, one JSON line each, to a file outside it too. ``audit verify --public-key`` then
 checks that the chain still passes through every signed head, so a rewrite of any decision
 before the latest checkpoint is caught even when every later hash was recomputed; an auditor
 needs only the public key.
 
 What is signed is RFC 6962's ``TreeHeadSignature`` structure: version ``v1`` (0), signature
 type ``tree_hash`` (1), timestamp (milliseconds since the epoch, uint64), tree size (uint64)
-and the 32-byte root hash, here the ``row_hash`` of the chain's last row (the genesis hash of
-an empty log). A checkpoint names its key by key id (:func:`~illicitflows.audit.signing.key_id`),
-so checkpoints signed before and after a key rotation verify with their own public keys.
+and the 32-byte root hash: RFC 6962's Merkle tree hash over the rows, each leaf a row's
+``row_hash`` (:mod:`illicitflows.audit.merkle`). The tree also gives an auditor a short proof
+that one decision is in a signed log (:func:`inclusion_proof`, :func:`check_proof`). A
+checkpoint names its key by key id (:func:`~illicitflows.audit.signing.key_id`), so checkpoints
+signed before and after a key rotation verify with their own public keys.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from illicitflows.audit.merkle import leaf_hash, root_from_path
 from illicitflows.audit.models import VerifyReport
 from illicitflows.audit.signing import key_id, load_private_key
 from illicitflows.audit.store import AuditLog
@@ -52,8 +56,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """A signed head of the chain: ``tree_size`` rows, the last one's ``root_hash`` (hex), at
-    ``timestamp`` (ms since the epoch), signed by the key ``key_id`` (base64 ``signature``)."""
+    """A signed head of the log: ``tree_size`` rows whose Merkle tree hash is ``root_hash``
+    (hex), at ``timestamp`` (ms since the epoch), signed by the key ``key_id`` (base64
+    ``signature``)."""
 
     tree_size: int
     root_hash: str
@@ -72,8 +77,10 @@ def tree_head(tree_size: int, root_hash: str, timestamp: int) -> bytes:
 
 
 def sign_head(audit: AuditLog, private_key: Ed25519PrivateKey) -> Checkpoint:
-    """Sign the log's current head, now."""
-    tree_size, root_hash = audit.head()
+    """Sign the log's current head, now (storing the Merkle nodes of the new rows first)."""
+    tree_size, _ = audit.head()
+    audit.tree.extend(tree_size)
+    root_hash = audit.tree.root(tree_size).hex()
     timestamp = time.time_ns() // 1_000_000
     signature = private_key.sign(tree_head(tree_size, root_hash, timestamp))
     return Checkpoint(tree_size, root_hash, timestamp, key_id(private_key.public_key()),
@@ -126,9 +133,10 @@ def _check_types(checkpoint: Checkpoint) -> None:
 
 def signed_anchors(checkpoints: Sequence[Checkpoint],
                    public_keys: Mapping[str, Ed25519PublicKey]) -> dict[int, tuple[str, str]]:
-    """The chain positions the checkpoints vouch for: position -> (hash there, which checkpoint
-    says so). Raises :class:`ValueError` naming the first checkpoint whose signature does not
-    verify with the given keys, and two that sign different hashes at one position."""
+    """The chain positions the checkpoints vouch for: position -> (Merkle tree hash of the rows
+    up to there, which checkpoint says so). Raises :class:`ValueError` naming the first
+    checkpoint whose signature does not verify with the given keys, and two that sign
+    different hashes at one position."""
     anchors: dict[int, tuple[str, str]] = {}
     for number, checkpoint in enumerate(checkpoints, start=1):
         name = (f"checkpoint {number} (tree size {checkpoint.tree_size}, {checkpoint.when()}, "
@@ -167,6 +175,43 @@ def verify_signed(audit: AuditLog, path: Path,
     return audit.verify(anchors=anchors)
 
 
+def inclusion_proof(audit: AuditLog, decision_id: str, path: Path) -> dict[str, Any]:
+    """RFC 6962's proof that a decision is in the log as signed by the latest checkpoint in
+    ``path`` that covers it: the row's position and hash, the audit path (hex, leaf side first)
+    and that checkpoint. Raises :class:`LookupError` for an unknown decision and
+    :class:`ValueError` when no checkpoint covers it yet."""
+    stored = audit.get(decision_id)
+    if stored is None:
+        raise LookupError(f"no decision {decision_id}")
+    covering = ([c for c in read_checkpoints(path) if c.tree_size >= stored.seq]
+                if Path(path).exists() else [])
+    if not covering:
+        raise ValueError(f"no signed checkpoint covers decision {decision_id} (seq "
+                         f"{stored.seq}) yet: the next one will")
+    checkpoint = covering[-1]
+    return {"decision_id": decision_id, "seq": stored.seq, "leaf_index": stored.seq - 1,
+            "row_hash": stored.row_hash, "tree_size": checkpoint.tree_size,
+            "audit_path": [node.hex() for node in
+                           audit.tree.inclusion_path(stored.seq - 1, checkpoint.tree_size)],
+            "checkpoint": asdict(checkpoint)}
+
+
+def check_proof(proof: Mapping[str, Any], public_keys: Mapping[str, Ed25519PublicKey]) -> None:
+    """What an auditor runs on :func:`inclusion_proof`'s answer: the checkpoint's signature
+    verifies with one of ``public_keys`` and the audit path leads from the row's hash to the
+    signed root. Raises :class:`ValueError` saying which fails. (That the row's hash covers the
+    decision as read is the chain's check: :func:`~illicitflows.audit.chain.row_hash`.)"""
+    checkpoint = Checkpoint(**proof["checkpoint"])
+    _check_types(checkpoint)
+    signed_anchors([checkpoint], public_keys)
+    found = root_from_path(leaf_hash(proof["row_hash"]), proof["leaf_index"],
+                           checkpoint.tree_size,
+                           [bytes.fromhex(node) for node in proof["audit_path"]])
+    if found is None or found.hex() != checkpoint.root_hash:
+        raise ValueError(f"the audit path of leaf {proof['leaf_index']} does not lead to the "
+                         f"signed root of {checkpoint.tree_size} rows")
+
+
 class CheckpointTimer:
     """A daemon thread that signs the log's head every ``interval_s`` when it has moved, and
     once more when closed."""
@@ -175,18 +220,19 @@ class CheckpointTimer:
                  interval_s: float = DEFAULT_INTERVAL_S) -> None:
         self.audit, self.private_key, self.path = audit, private_key, path
         self.interval_s = interval_s
-        self._signed: tuple[int, str] | None = None
+        self._signed: tuple[int, str] | None = None  # the head (size, last hash) signed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
         self._thread.start()
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign and append the head unless it is the one signed last; the checkpoint or None."""
-        if self.audit.head() == self._signed:
+        head = self.audit.head()
+        if head == self._signed:
             return None
         checkpoint = sign_head(self.audit, self.private_key)
         append_checkpoint(self.path, checkpoint)
-        self._signed = (checkpoint.tree_size, checkpoint.root_hash)
+        self._signed = head  # a head that moved meanwhile is signed at the next interval
         return checkpoint
 
     def _run(self) -> None:

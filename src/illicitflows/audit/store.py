@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
-from illicitflows.audit.chain import GENESIS_HASH, ChainWalker, chain_columns, encode_columns
+from illicitflows.audit.chain import ChainWalker, chain_columns, encode_columns
+from illicitflows.audit.merkle import EMPTY_ROOT, Frontier, leaf_hash
 from illicitflows.audit.models import (
     DecisionBatch,
     DecisionInput,
@@ -32,6 +33,7 @@ from illicitflows.audit.schema import (
     requests,
     spans_of,
 )
+from illicitflows.audit.tree import MerkleTree
 from illicitflows.db import insert_columns, make_engine, write_transaction
 from illicitflows.ids import uuid7_texts
 from illicitflows.settings import database_url
@@ -71,6 +73,8 @@ class AuditLog:
         self.url = url or default_url()
         self._engine = make_engine(self.url)
         create_schema(self._engine)
+        #: The Merkle tree over the rows, for signed checkpoints and inclusion proofs.
+        self.tree = MerkleTree(self._engine)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -194,8 +198,9 @@ class AuditLog:
         Catches edited rows (hash mismatch), deleted rows (seq gap), inserted rows (broken
         link), a cut-off tail (fewer rows than the head records) and rows beyond the head.
         Rows appended while it runs are left for the next run. ``anchors`` (position -> the
-        row hash there and who vouches for it: signed checkpoints) must all hold, which
-        catches a chain rewritten with every hash recomputed.
+        Merkle tree hash of the rows up to there, hex, and who vouches for it: signed
+        checkpoints) must all hold, which catches a chain rewritten with every hash
+        recomputed.
         """
         anchors = anchors or {}
         with self._engine.connect() as connection:
@@ -206,10 +211,14 @@ class AuditLog:
             return _bad(walker, head.seq, None,
                         f"{anchors[max(beyond)][1]} vouches for {max(beyond)} rows but the "
                         f"chain has {head.seq} (rows deleted or the log replaced?)")
-        if 0 in anchors and anchors[0][0] != GENESIS_HASH:
+        if 0 in anchors and anchors[0][0] != EMPTY_ROOT.hex():
             return _bad(walker, 0, None, f"{anchors[0][1]} signs another empty log")
+        tree = Frontier()
         for row in self._rows(head.seq, page_size):
-            problem = walker.problem(row) or _off_anchor(anchors, walker, row)
+            problem = walker.problem(row)
+            if not problem and anchors:
+                tree.add(leaf_hash(row["row_hash"]))
+                problem = _off_anchor(anchors, tree, row["seq"])
             if problem:
                 return _bad(walker, row["seq"], row["decision_id"], problem)
         if walker.checked < head.seq:
@@ -399,17 +408,17 @@ def _first_of_latest(connection: Connection, detector: str, before: int | None,
     return low
 
 
-def _off_anchor(anchors: Mapping[int, tuple[str, str]], walker: ChainWalker,
-                row: RowMapping) -> str | None:
-    """What is wrong with a row the walker accepted, by the anchors: its hash is not the one
-    signed at its position (the chain up to it was rewritten and rehashed)."""
-    anchor = anchors.get(row["seq"])
-    if anchor is None or anchor[0] == row["row_hash"]:
+def _off_anchor(anchors: Mapping[int, tuple[str, str]], tree: Frontier, seq: int) -> str | None:
+    """What is wrong at position ``seq`` (whose row the walker accepted, the tree holding the
+    rows up to it) by the anchors: the root of the rows up to it is not the one signed there
+    (a row up to it was rewritten and the chain rehashed)."""
+    anchor = anchors.get(seq)
+    if anchor is None or anchor[0] == tree.root().hex():
         return None
-    earlier = [seq for seq in anchors if seq < row["seq"]]
+    earlier = [position for position in anchors if position < seq]
     since = f"after seq {max(earlier)}, " if earlier else ""
-    return (f"row_hash differs from the one {anchor[1]} signed: a row {since}up to seq "
-            f"{row['seq']} was rewritten and the chain rehashed")
+    return (f"the rows up to here are not those {anchor[1]} signed: a row {since}up to seq "
+            f"{seq} was rewritten and the chain rehashed")
 
 
 def _bad(walker: ChainWalker, seq: int, decision_id: str | None, problem: str) -> VerifyReport:
