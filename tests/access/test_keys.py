@@ -76,6 +76,8 @@ def test_unknown_role_is_refused(store: KeyStore) -> None:
 
 
 def test_authentication_is_fast(store: KeyStore) -> None:
+    if store.url.startswith("postgresql"):
+        pytest.skip("SQLite only: the hash's cost is measured, not a server's round trips")
     _, secret = store.create("scorer")
     timings = []
     for _ in range(200):
