@@ -27,13 +27,6 @@ def url(database_url: str) -> str:
     return database_url
 
 
-@pytest.fixture
-def log(url: str):
-    audit_log = AuditLog(url)
-    yield audit_log
-    audit_log.close()
-
-
 def decision(i: int = 0, **overrides) -> DecisionInput:
     fields = {
         "request_id": f"req-{i // 10}", "detector": "transactions", "model_name": "aml-lgbm",

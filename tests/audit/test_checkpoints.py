@@ -43,13 +43,6 @@ def decision(i: int) -> DecisionInput:
 
 
 @pytest.fixture
-def log(database_url: str):
-    audit_log = AuditLog(database_url)
-    yield audit_log
-    audit_log.close()
-
-
-@pytest.fixture
 def keys(tmp_path: Path):
     """Two key pairs (before and after a rotation): (private, public) paths each."""
     pairs = []

@@ -88,13 +88,6 @@ def decision(i: int) -> DecisionInput:
         threshold=0.5, flagged=False)
 
 
-@pytest.fixture
-def log(database_url: str):
-    audit_log = AuditLog(database_url)
-    yield audit_log
-    audit_log.close()
-
-
 def test_stored_nodes_give_the_trees_roots_and_paths(database_url: str, log: AuditLog) -> None:
     stored = log.append([decision(i) for i in range(2 * BLOCK + 190)])
     leaves = [leaf_hash(row.row_hash) for row in stored]
