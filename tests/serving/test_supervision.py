@@ -2,8 +2,8 @@
 a loop while the audit writer, the worker and then the server itself are killed with SIGKILL at
 random moments. Killing the server leaves no worker or writer behind, so a new server starts
 on the same port; each time the service comes back ready; every decision acknowledged with a
-200 is in the audit log, whose chain verifies; a stopped (SIGTERM) server leaves nothing
-running either."""
+200 is in the audit log, whose chain verifies against the checkpoints the service signed; a
+stopped (SIGTERM) server leaves nothing running either, and signs its last head."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import httpx
 import pytest
 
 from illicitflows.access.keys import KeyStore
+from illicitflows.audit.checkpoints import INTERVAL_ENV, KEY_ENV, read_checkpoints
+from illicitflows.audit.signing import generate_keys
 
 pytestmark = pytest.mark.e2e
 RECORDS_PER_REQUEST = 20
@@ -156,8 +158,10 @@ class Client:
 def served(tmp_path_factory, tx_detector, trade_detector):
     root = tmp_path_factory.mktemp("supervised")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    generate_keys(root / "checkpoint.key", root / "checkpoint.pub")
     env = {"ILLICITFLOWS_DATA_DIR": str(root), "ILLICITFLOWS_TRACKING_URI": uri,
-           "BENTOML_HOME": str(root / "bentoml")}
+           "BENTOML_HOME": str(root / "bentoml"), KEY_ENV: str(root / "checkpoint.key"),
+           INTERVAL_ENV: "1"}
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
@@ -221,6 +225,10 @@ def test_kill_9_of_writer_worker_and_server_loses_no_acknowledged_decision(
         logged = {row[0] for row in db.execute("SELECT decision_id FROM audit_decisions")}
     missing = set(client.acknowledged) - logged
     assert not missing, f"{len(missing)} acknowledged decision(s) not in the audit log"
-    verify = subprocess.run([sys.executable, "-m", "illicitflows.cli", "audit", "verify"],
+    verify = subprocess.run([sys.executable, "-m", "illicitflows.cli", "audit", "verify",
+                             "--public-key", str(root / "checkpoint.pub")],
                             env=env, capture_output=True, text=True, timeout=300)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "signed checkpoint" in verify.stdout + verify.stderr
+    assert read_checkpoints(root / "checkpoints.jsonl")[-1].tree_size == len(logged), \
+        "the stopped server signed its last head"

@@ -39,3 +39,9 @@ class IllicitFlows:
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        """On a stop: the audit writer commits what it holds and exits, the log's head is
+        signed a last time (when checkpoints are on)."""
+        self.runtime.close()
