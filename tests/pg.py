@@ -52,7 +52,8 @@ class PostgresServer:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
             self._as_user = ["runuser", "-u", SERVER_USER, "--"]
         self.data = self.root / "data"
-        options = f"-k {self.root} -c listen_addresses='' -c max_connections=200"
+        options = (f"-k {self.root} -c listen_addresses='' -c max_connections=200 "
+                   "-c shared_buffers=32MB")
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", SERVER_USER,

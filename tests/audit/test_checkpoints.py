@@ -79,7 +79,7 @@ def rehash_after_editing(url: str, seq: int) -> None:
 
 def test_a_fully_rehashed_rewrite_is_caught_by_a_signed_checkpoint(
         database_url: str, log: AuditLog, keys, tmp_path: Path) -> None:
-    (private, public), path = keys[0], tmp_path / "checkpoints.jsonl"
+    (private, public), path = keys[0], tmp_path / "elsewhere" / "checkpoints.jsonl"
     log.append([decision(i) for i in range(10)])
     checkpoint(log, private, path)
     log.append([decision(i) for i in range(10, 20)])
@@ -194,11 +194,11 @@ def test_the_service_signs_the_head_periodically_when_it_moved(log: AuditLog, ke
     monkeypatch.setenv(KEY_ENV, str(keys[0][0]))
     monkeypatch.setenv(FILE_ENV, str(path))
     monkeypatch.setenv(INTERVAL_ENV, "0.05")
+    log.append([decision(i) for i in range(3)])
     timer = start_checkpoints(log)
     assert timer is not None
-    log.append([decision(i) for i in range(3)])
     deadline = time.monotonic() + 10
-    while not path.exists() and time.monotonic() < deadline:
+    while not (path.exists() and read_checkpoints(path)) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)  # several intervals with the log unchanged: no new checkpoint
     assert [c.tree_size for c in read_checkpoints(path)] == [3]

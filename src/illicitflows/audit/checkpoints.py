@@ -40,7 +40,7 @@ from illicitflows.audit.merkle import leaf_hash, root_from_path
 from illicitflows.audit.models import VerifyReport
 from illicitflows.audit.signing import key_id, load_private_key
 from illicitflows.audit.store import AuditLog
-from illicitflows.files import private_file
+from illicitflows.files import private_dir, private_file
 from illicitflows.settings import data_dir
 
 #: The private key the service signs with (a PEM file); no periodic checkpoints without it.
@@ -93,7 +93,9 @@ def default_path() -> Path:
 
 
 def append_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
-    """Append one JSON line to the checkpoint file (created 0600) and flush it to disk."""
+    """Append one JSON line to the checkpoint file (created 0600, in a directory created 0700
+    when missing) and flush it to disk."""
+    private_dir(Path(path).parent)
     private_file(path)
     line = json.dumps(asdict(checkpoint), sort_keys=True, separators=(",", ":")) + "\n"
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
