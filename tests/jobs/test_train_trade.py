@@ -139,3 +139,35 @@ def test_kcs_files_train_on_2020_and_test_on_2021_q1(tracking_uri: str) -> None:
     assert document["rows"] == {"train": 28_751, "valid": 8_634, "test": 8_134}
     assert document["test"]["precision_at"]["5"] > 0.95
     assert document["test"]["per_typology_recall"] == {}
+
+
+def test_cli_quarantines_a_bad_row_and_trains_on(sim_files: dict[str, Path], tracking_uri: str,
+                                                 tmp_path: Path, monkeypatch) -> None:
+    """One unreadable value: the row goes to the default quarantine file, named in the output,
+    and training goes on without it."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from illicitflows.cli import app
+
+    monkeypatch.setenv("ILLICITFLOWS_DATA_DIR", str(tmp_path / "data"))
+    frame = pd.read_csv(sim_files["declarations"], dtype=str)
+    frame.loc[7, "declared_value"] = "twelve"
+    data = tmp_path / "declarations.csv"
+    frame.to_csv(data, index=False)
+    config = tmp_path / "trade.yaml"
+    config.write_text(yaml.safe_dump(fast_pipeline().model_dump(mode="json")))
+    metrics = tmp_path / "metrics.json"
+    result = CliRunner().invoke(app, ["train", "trade", "--data", str(data), "--config",
+                                      str(config), "--tracking-uri", tracking_uri,
+                                      "--metrics-out", str(metrics)])
+    assert result.exit_code == 0, result.output
+    quarantine = tmp_path / "data" / "quarantine" / "declarations.quarantine.csv"
+    assert "1 bad row(s) quarantined in" in result.output
+    assert quarantine.name in result.output.replace("\n", "")
+    bad = pd.read_csv(quarantine)
+    assert bad["_row"].tolist() == [7]
+    assert "declared_value" in bad["_issues"].iloc[0]
+    document = json.loads(metrics.read_text())
+    assert document["quarantined"] == 1
+    assert sum(document["rows"].values()) == len(frame) - 1

@@ -120,10 +120,16 @@ def trade(
 ) -> None:
     """Train the customs mis-invoicing detector on labelled declarations."""
     pipeline = with_split(load_pipeline(config, TradePipeline), split_fractions, split_dates)
+    # one input: its own default file; several (or a mirror file): one file per input,
+    # named after the run (see trade_job.quarantine_for)
+    named_after = data[0] if len(data) == 1 and mirror is None else Path("train-trade")
     request = trade_job.TrainTradeRequest(
         data=data, pipeline=pipeline, fmt=fmt, mirror=mirror, baseline=baseline,
-        tracking_uri=tracking_uri, quarantine=quarantine, strict=strict)
+        tracking_uri=tracking_uri, quarantine=default_quarantine(named_after, quarantine),
+        strict=strict)
     with progress_bar("train trade", trade_job.TRAIN_STEPS) as step:
         document = trade_job.train_trade(request, progress=step)
+    for path, rows in document["quarantine_files"].items():
+        console.print(f"{rows:,} bad row(s) quarantined in {path}")
     report(document)
     write_json(document, metrics_out)
