@@ -7,6 +7,7 @@ Sentences are ``str.format`` templates with these fields:
 
 - ``{value}`` the value itself (with a format spec, e.g. ``{value:,.0f}``);
 - ``{duration}`` the value read as hours, in words ("40 minutes", "3.5 hours", "2 days");
+- ``{size}`` and ``{side}`` the value's magnitude and "above" or "below" (signed scores);
 - ``{label}`` the category of a categorical feature, or the name of a coded value
   (``value_names``, e.g. weekdays: a feature read in words without being categorical);
 
@@ -90,11 +91,13 @@ class FeatureSpec:
         score up (the red-flag reading applies), else it held the score down."""
         if value == 0 and self.zero is not None:
             return f"{self.zero}: {self.flag_zero}" if raises and self.flag_zero else self.zero
-        if value != value and self.categories is None:  # NaN
+        if value != value and (self.missing or self.categories is None):  # NaN
             return self.missing or f"{self.description}: none on record"
         names = self.categories if self.categories is not None else self.value_names
         if names is not None:
             index = int(value) if value == value else -1
             label = names[index] if 0 <= index < len(names) else "unknown"
             return self.sentence.format(label=_LABEL_WORDS.get(label, label))
-        return _choose(self.sentence, value).format(value=value, duration=duration(value))
+        return _choose(self.sentence, value).format(
+            value=value, duration=duration(value), size=abs(value),
+            side="above" if value > 0 else "below")

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import ModelConfig, TradePipeline
-from illicitflows.jobs.trade_ranking import RankedPolicies, policy_table, rank_policies
 from illicitflows.jobs.tracking import TrainingRecord, record_training
+from illicitflows.jobs.trade_ranking import RankedPolicies, policy_table, rank_policies
 from illicitflows.jobs.training import FittedModel, fit_scoring_model
 from illicitflows.modeling.detector import Detector, FeatureBuilder
 from illicitflows.modeling.metrics import (

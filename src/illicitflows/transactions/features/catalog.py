@@ -60,7 +60,8 @@ def _window_specs(role: str, side: str, hours: float) -> list[FeatureSpec]:
     degree_family = FAN_OUT if side == "out" else FAN_IN
     account, before = ACCOUNTS[role], previous(w)
     had = f"{account} had {'sent' if side == 'out' else 'received'}"
-    quiet = {"zero": f"{had} nothing {before}", "flag_zero": QUIET_WINDOW[(role, side)]}
+    nothing = f"{had} nothing {before}"
+    quiet = {"zero": nothing, "flag_zero": QUIET_WINDOW[(role, side)], "missing": nothing}
     sent = "sent" if side == "out" else "received"
     return [
         FeatureSpec(f"{stem}_count_{w}", VOLUME, f"transfers {did.split()[-1]} by the {role} "
@@ -91,7 +92,7 @@ def _window_specs(role: str, side: str, hours: float) -> list[FeatureSpec]:
         FeatureSpec(f"{stem}_mean_age_hours_{w}", RAPID, f"mean age in hours of the transfers "
                     f"{did.split()[-1]} by the {role} {span} (small = a recent burst)",
                     f"the transfers {account} had {sent} {before} were made {{duration}} "
-                    f"earlier on average"),
+                    f"earlier on average", missing=nothing),
     ]
 
 
@@ -279,9 +280,16 @@ def _round_specs(config: FeatureConfig, stage: int) -> list[FeatureSpec]:
          f"reached the alert level (within {span})", f"{{role}} made a suspicious transfer "
          f"{{duration}} earlier{seen}", f"{{role}} made no suspicious transfer {before}"),
     ]
-    return [FeatureSpec(f"{role}_{name}{suffix}", PRIOR_RISK,
-                        description.replace("{role}", role),
-                        sentence.replace("{role}", ACCOUNTS[role]),
-                        **{"missing" if name == "hours_since_alert" else "zero":
-                           quiet.replace("{role}", ACCOUNTS[role])})
-            for role in ("sender", "receiver") for name, description, sentence, quiet in table]
+    specs = []
+    for role in ("sender", "receiver"):
+        for name, description, sentence, quiet in table:
+            account = ACCOUNTS[role]
+            empty = {"missing": quiet.replace("{role}", account)}
+            if name != "hours_since_alert":  # 0 hours: an alert just before
+                empty["zero"] = empty["missing"]
+            if name == "prior_risk_alerts":  # no alert among earlier transfers, or none
+                empty["missing"] = none.replace("{role}", account)
+            specs.append(FeatureSpec(f"{role}_{name}{suffix}", PRIOR_RISK,
+                                     description.replace("{role}", role),
+                                     sentence.replace("{role}", account), **empty))
+    return specs
