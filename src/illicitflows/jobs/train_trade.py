@@ -117,6 +117,7 @@ def evaluate(labels: _Labels, scores: np.ndarray, threshold: float,
     y, score, typology = labels.y[rows], scores[rows], labels.typology[rows]
     return {**inspection_metrics(y, score, labels.revenue[rows]), **ranking_metrics(y, score),
             **threshold_metrics(y, score, threshold),
+            "flagged_share": float(np.mean(score >= threshold)),
             "per_typology_recall": recall_by_group(y, score >= threshold, typology),
             "per_typology_recall_at_5": recall_by_group(y, top_k_mask(score, 0.05), typology)}
 

@@ -14,7 +14,7 @@ model's prediction ``r`` of the revenue at stake should the record be a fraud:
 
 The detector's score is the policy's *inspection priority*: the share of the validation
 records ranked below the record by the policy (continuous and strictly increasing in the
-policy's value, also beyond the validation range), so it stays in [0, 1] and a threshold on it
+policy's value, also beyond the validation range), so it stays in (0, 1) and a threshold on it
 means "this far up the ranking". For ``precision`` the score stays the probability itself.
 """
 
@@ -104,8 +104,9 @@ def priority_points(values: np.ndarray, points: int = PRIORITY_POINTS) -> np.nda
 
 def priority(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Share of the reference records ranked below each value: the points' levels
-    interpolated, with exponential tails beyond them, so the map stays strictly increasing
-    (no two different values tie at 0 or 1)."""
+    interpolated, with hyperbolic tails beyond them (the remaining share divided by one plus
+    the distance), so the map stays strictly increasing: values beyond the reference do not
+    tie at 0 or 1 (exponential tails did, within float precision, on log values)."""
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
     levels = (np.arange(n) + 0.5) / n
@@ -114,8 +115,8 @@ def priority(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     levels = (levels[first] + levels[last]) / 2  # a repeated value sits mid-way in its run
     out = np.interp(values, keys, levels)
     low, high = values < keys[0], values > keys[-1]
-    out[low] = levels[0] * np.exp(values[low] - keys[0])
-    out[high] = 1 - (1 - levels[-1]) * np.exp(keys[-1] - values[high])
+    out[low] = levels[0] / (1 + keys[0] - values[low])
+    out[high] = 1 - (1 - levels[-1]) / (1 + values[high] - keys[-1])
     return out
 
 
