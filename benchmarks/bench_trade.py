@@ -4,9 +4,9 @@ Default: the KCS evaluation (train 2020-01..09, validation 2020 Q4, test 2021 Q1
 Korea Customs Service files). ``--simulated N`` runs on N simulated declarations with mirror
 statistics instead and adds recall per typology; with ``--date-format`` the simulated
 declarations are written in the DATE paper's layout (fewer columns: no seller, departure, tax
-type or transport mode) and trained on without mirror statistics. Every ranking policy of the pipeline
-(``precision``, ``revenue``, ``expected-revenue``) is reported with precision, recall and
-revenue recovered at 1/2/5/10 % inspected, beside the baseline, with whether the served policy
+type or transport mode) and trained on without mirror statistics. Every ranking policy of the
+pipeline (``precision``, ``revenue``, ``expected-revenue``) is reported with precision, recall
+and revenue recovered at 1/2/5/10 % inspected, beside the baseline, with whether the served policy
 holds the targets (precision at 5 % >= 0.95, revenue at 5 % and 10 % >= the baseline's).
 Tracking goes to a temporary database unless ``--tracking-uri`` is given.
 """

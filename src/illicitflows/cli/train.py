@@ -132,4 +132,18 @@ def trade(
     for path, rows in document["quarantine_files"].items():
         console.print(f"{rows:,} bad row(s) quarantined in {path}")
     report(document)
+    report_ranking(document)
     write_json(document, metrics_out)
+
+
+def report_ranking(document: dict) -> None:
+    """The trade ranking served and the revenue it recovers per inspection rate."""
+    ranking = document.get("ranking")
+    if not ranking:
+        return
+    served = ranking["policy"]
+    note = f" (exponent {ranking['exponent']:g})" if served == "expected-revenue" else ""
+    if served != ranking["configured"]:
+        note = f" (configured {ranking['configured']}: no exponent held the precision guard)"
+    console.print(f"ranking {served}{note}; revenue recovered@n%: " + "  ".join(
+        f"{n}% {v:.3f}" for n, v in document["test"]["revenue_at"].items()))
