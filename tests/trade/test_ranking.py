@@ -125,3 +125,19 @@ def test_a_detector_with_a_ranking_scores_the_same_after_loading(tmp_path) -> No
 class _PicklableBuilder:
     version = "test"
     feature_names = ["a", "b"]
+
+
+def test_without_frauds_to_learn_revenue_from_the_ranking_is_by_probability() -> None:
+    from illicitflows.jobs.config import TradePipeline
+    from illicitflows.jobs.trade_ranking import rank_policies
+
+    n = 60
+    splits = np.array(["train"] * 20 + ["valid"] * 20 + ["test"] * 20)
+    y = np.zeros(n, dtype=int)
+    y[45] = 1  # a fraud in the test split only
+    features = pd.DataFrame({"a": np.arange(n, dtype=float)})
+    probability = np.linspace(0.0, 1.0, n)
+    ranked = rank_policies(features, y, y * 100.0, probability, splits, [], TradePipeline())
+    assert ranked.ranking.policy == "precision"
+    assert "no fraud" in ranked.document()["note"]
+    assert set(ranked.policies) == {"precision"}

@@ -144,6 +144,7 @@ def report_ranking(document: dict) -> None:
     served = ranking["policy"]
     note = f" (exponent {ranking['exponent']:g})" if served == "expected-revenue" else ""
     if served != ranking["configured"]:
-        note = f" (configured {ranking['configured']}: no exponent held the precision guard)"
+        why = ranking.get("note", "no exponent held the precision guard")
+        note = f" (configured {ranking['configured']}: {why})"
     console.print(f"ranking {served}{note}; revenue recovered@n%: " + "  ".join(
         f"{n}% {v:.3f}" for n, v in document["test"]["revenue_at"].items()))

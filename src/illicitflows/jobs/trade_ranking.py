@@ -33,10 +33,12 @@ class RankedPolicies:
     ranking: Ranking
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     guard: dict[str, Any] | None = None
+    note: str | None = None  # why the configured policy is not served, when it is not
 
     def document(self) -> dict[str, Any]:
-        return {"policy": self.ranking.policy, "exponent": self.ranking.exponent,
-                "guard": self.guard, "policies": self.policies}
+        out = {"policy": self.ranking.policy, "exponent": self.ranking.exponent,
+               "guard": self.guard, "policies": self.policies}
+        return out if self.note is None else {**out, "note": self.note}
 
 
 def _policy_metrics(y: np.ndarray, value: np.ndarray, revenue: np.ndarray) -> dict[str, Any]:
@@ -49,6 +51,14 @@ def rank_policies(features: pd.DataFrame, y: np.ndarray, revenue: np.ndarray,
     """Fit the revenue head on the training frauds, evaluate every policy on the validation
     and test rows (``probability`` is the fraud model's score there), and calibrate the
     configured policy's inspection priority on the validation rows."""
+    valid, test = splits == "valid", splits == "test"
+    if not ((y == 1) & (splits == "train")).any() or not ((y == 1) & valid).any():
+        # no revenue model can be fitted: rank by probability, and say so
+        policies = {"precision": {split: _policy_metrics(
+            y[rows], log_value("precision", 1.0, probability[rows], None),
+            np.nan_to_num(revenue[rows])) for split, rows in (("valid", valid), ("test", test))}}
+        return RankedPolicies(Ranking("precision"), policies, note="no fraud in the training "
+                              "or validation split to fit the revenue model on")
     head_config = pipeline.revenue_model
     params = {**lightgbm_params(pipeline.model, y[splits == "train"], pipeline.seed),
               **head_config.params}
@@ -59,7 +69,6 @@ def rank_policies(features: pd.DataFrame, y: np.ndarray, revenue: np.ndarray,
     predicted[evaluated] = Ranking("revenue", revenue_model=head).predicted_revenue(
         features[evaluated])
     known = np.nan_to_num(revenue)
-    valid, test = splits == "valid", splits == "test"
 
     exponent, guard = 1.0, None
     if pipeline.ranking_guard is not None:
