@@ -187,10 +187,11 @@ class HistoryState:
         self.free_slots = np.flatnonzero(~in_use)[::-1].copy()  # lowest slot given out first
 
     def _fit_edges(self, needed: int) -> None:
-        """After a compaction: at least twice what is needed (so the next one is as far away
-        as the arrays are long), and at most four times (a burst's arrays are given back)."""
+        """After a compaction: room for half as much again as is needed (so that compactions
+        are at least a third of the arrays apart), else twice what is needed; and at most four
+        times what is needed (a burst's arrays are given back)."""
         have = self.edge_capacity
-        if 2 * needed <= have <= 4 * max(needed, MIN_SIZE):
+        if 3 * needed <= 2 * have <= 8 * max(needed, MIN_SIZE):
             return
         size = max(2 * needed, MIN_SIZE)
         for name, dtype in EDGE_ARRAYS.items():
