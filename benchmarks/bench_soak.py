@@ -5,8 +5,9 @@ Streams simulated days of payments at HI-Small's rate (about 5M transactions in 
 by new accounts every day, so idle accounts pile up unless they are recycled):
 
 - ``inprocess`` (default): through the engine's scoring core in this process (the detector's
-  feature state, features, predict), time-ordered chunks of ``--chunk`` records; RSS and the
-  state's sizes are sampled after each simulated day. ``--days 30`` is the issue's full run
+  feature state, features, predict), time-ordered chunks of ``--chunk`` records; RSS, the
+  state's sizes and the slowest chunk (a compaction runs within one) are sampled after each
+  simulated day. ``--days 30`` is the issue's full run
   (15M transactions); ``--unbounded`` keeps every edge and account (the state before
   compaction), for comparison.
 - ``server``: the real service over HTTP for ``--minutes`` (10 in the issue) with batches of
@@ -158,16 +159,19 @@ def in_process(args: argparse.Namespace, detector: Detector) -> list[dict]:
         population.new_day()
         frame = day_frame(population, day, args.per_day, currencies)
         day_started = time.perf_counter()
-        flagged = 0
+        flagged, slowest = 0, 0.0
         for start in range(0, len(frame), args.chunk):
+            chunk_started = time.perf_counter()
             features = builder.transform(frame.iloc[start:start + args.chunk], state)
             flagged += int((detector.score_features(features) >= detector.threshold).sum())
+            slowest = max(slowest, time.perf_counter() - chunk_started)
         total += len(frame)
         del frame, features
         gc.collect()
         curve.append({"day": day + 1, "rss_mb": round(rss_mb(), 1), "transactions": total,
                       "flagged": flagged,
                       "records_per_s": round(args.per_day / (time.perf_counter() - day_started)),
+                      "slowest_chunk_s": round(slowest, 2),
                       "wall_s": round(time.perf_counter() - started, 1), **state_sizes(state)})
         print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
         if time.perf_counter() - started > args.max_hours * 3600:
