@@ -30,10 +30,7 @@ import argparse
 import gc
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,15 +38,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-from bench_service import api_records, register, train, wait_for_model
+from bench_service import api_records, running_service, train, wait_for_model
 
-from illicitflows.access.keys import KeyStore
 from illicitflows.modeling.detector import Detector
 from illicitflows.transactions.features.state import HistoryState
 from illicitflows.transactions.schema import PAYMENT_FORMATS
 from illicitflows.transactions.simulate import SimulationConfig, simulate_transactions
 
-ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400
 START = pd.Timestamp("2023-01-02")
 MB = 1 << 20
@@ -203,22 +198,9 @@ def batches(args: argparse.Namespace, currencies: list[str]) -> Iterator[tuple[f
 
 
 def over_http(args: argparse.Namespace, detector: Detector) -> list[dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        os.environ.update({"ILLICITFLOWS_DATA_DIR": str(root), "BENTOML_HOME": str(root / "bh"),
-                           "ILLICITFLOWS_TRACKING_URI": uri})
-        register(detector, uri)
-        key = KeyStore().create("admin")[1]
-        server = subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
-                                   str(args.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_for_model(args.port, key)
-            return _stream(args, detector, server.pid, key)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
+    with running_service(detector, args.port) as (pid, key):
+        wait_for_model(args.port, key)
+        return _stream(args, detector, pid, key)
 
 
 def _stream(args: argparse.Namespace, detector: Detector, pid: int, key: str) -> list[dict]:
