@@ -1,55 +1,33 @@
-"""Private files: state that holds secrets or raw records (key hashes, audit log) is readable by
-its owner only, a file 0600 in a directory 0700.
-
-Only what these functions create is given these modes, and an existing file of ours is
-narrowed to 0600; an existing directory keeps its mode (it may be shared, ``/tmp`` say). SQLite
-creates a database's ``-wal`` and ``-shm`` files with the database file's mode, so a database
-made private here stays private.
-"""
+"""Private files: the data directory and what the service stores in it (raw records in the
+audit log, hashed keys, the checkpoint signing key) are readable by their owner only."""
 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
-import sqlalchemy as sa
-
-FILE_MODE = 0o600
 DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """``path`` as a directory; the directories created for it (parents too) are 0700."""
+    """``path`` as a directory, created (with missing parents) with mode 0700 when missing; an
+    existing one keeps its mode."""
     path = Path(path)
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=DIR_MODE)
-        except FileExistsError:  # made by another process meanwhile
-            continue
-        os.chmod(directory, DIR_MODE)  # mkdir's mode is narrowed by the umask only
+    if not path.is_dir():
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        os.chmod(path, DIR_MODE)  # mkdir's mode is masked by the umask
     return path
 
 
 def private_file(path: Path) -> Path:
-    """``path`` as an existing file readable and writable by its owner only (created empty,
-    0600, in a :func:`private_dir`, or narrowed to 0600 when it exists)."""
+    """``path``, created empty with mode 0600 when missing (its directory must exist); an
+    existing one keeps its mode and contents."""
     path = Path(path)
-    private_dir(path.parent)
-    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
     try:
-        if stat.S_IMODE(os.fstat(descriptor).st_mode) != FILE_MODE:
-            os.fchmod(descriptor, FILE_MODE)
-    finally:
-        os.close(descriptor)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return path
+    os.fchmod(descriptor, FILE_MODE)
+    os.close(descriptor)
     return path
-
-
-def private_sqlite(url: str) -> str:
-    """``url``; when it names a SQLite file, the file is made private first (other databases
-    and in-memory SQLite are left to their server's access control)."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        private_file(Path(parsed.database))
-    return url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import stat
@@ -10,21 +9,12 @@ import time
 
 import pytest
 
-from illicitflows.access.keys import ROLE_PERMISSIONS, KeyStore, Principal, allowed, metadata
-from illicitflows.db import make_engine
-
-PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
+from illicitflows.access.keys import ROLE_PERMISSIONS, KeyStore, Principal, allowed
 
 
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
-def store(request: pytest.FixtureRequest, tmp_path):
-    url = f"sqlite:///{tmp_path / 'keys.db'}"
-    if request.param == "postgresql":
-        engine = make_engine(PG_URL)
-        metadata.drop_all(engine)
-        engine.dispose()
-        url = PG_URL
-    key_store = KeyStore(url)
+@pytest.fixture
+def store(database_url: str):
+    key_store = KeyStore(database_url)
     yield key_store
     key_store.close()
 
@@ -87,6 +77,8 @@ def test_unknown_role_is_refused(store: KeyStore) -> None:
 
 
 def test_authentication_is_fast(store: KeyStore) -> None:
+    if store.url.startswith("postgresql"):
+        pytest.skip("SQLite only: the hash's cost is measured, not a server's round trips")
     _, secret = store.create("scorer")
     timings = []
     for _ in range(200):
@@ -148,19 +140,10 @@ def test_made_up_key_ids_are_not_cached(store: KeyStore) -> None:
 
 
 def test_key_store_file_is_private(tmp_path) -> None:
-    path = tmp_path / "state" / "keys.db"
+    path = tmp_path / "keys.db"
     store = KeyStore(f"sqlite:///{path}")
     store.create("admin")
     store.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     for sidecar in path.parent.glob("keys.db-*"):  # WAL and shared memory: the file's mode
         assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600, sidecar
-
-
-def test_an_existing_world_readable_key_store_is_narrowed(tmp_path) -> None:
-    path = tmp_path / "keys.db"
-    KeyStore(f"sqlite:///{path}").close()
-    path.chmod(0o644)
-    KeyStore(f"sqlite:///{path}").close()
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600

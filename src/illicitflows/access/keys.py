@@ -19,9 +19,8 @@ from typing import Literal, get_args
 
 import sqlalchemy as sa
 
-from illicitflows.db import make_engine, sqlite_url, write_transaction
-from illicitflows.files import private_sqlite
-from illicitflows.settings import data_dir
+from illicitflows.db import make_engine, write_transaction
+from illicitflows.settings import database_url
 
 Role = Literal["scorer", "auditor", "admin"]
 ROLES = frozenset(get_args(Role))
@@ -54,8 +53,8 @@ def allowed(role: str, permission: str) -> bool:
 
 
 def default_url() -> str:
-    """``sqlite:///<data dir>/keys.db``."""
-    return sqlite_url(data_dir() / "keys.db")
+    """``$ILLICITFLOWS_DATABASE_URL``, else ``sqlite:///<data dir>/keys.db``."""
+    return database_url("keys")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +96,7 @@ class KeyStore:
     key ids cannot grow the cache."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = private_sqlite(url or default_url())
+        self.url = url or default_url()
         self._engine = make_engine(self.url)
         self._cache: dict[str, _StoredKey] = {}
         with write_transaction(self._engine) as connection:

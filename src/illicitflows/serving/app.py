@@ -24,6 +24,8 @@ from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
+from illicitflows.audit.checkpoints import default_path as checkpoint_file
+from illicitflows.audit.checkpoints import inclusion_proof
 from illicitflows.audit.store import MAX_PAGE_SIZE
 from illicitflows.serving.engine import (
     HistoryWriteError,
@@ -112,8 +114,8 @@ def _quoted(value: Any) -> str | None:
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of the error statuses an endpoint answers."""
     described = {401: "No valid API key", 403: "The key's role may not do this",
-                 404: "Not found", 413: "Body or record count over the limit",
-                 415: "Body not application/json",
+                 404: "Not found", 409: "No signed checkpoint covers it yet",
+                 413: "Body or record count over the limit", 415: "Body not application/json",
                  422: "Invalid input: each problem names its record index and field, or the "
                       "parameter", 503: "Detector not loaded or out of service"}
     return {status: {"model": ErrorBody, "description": described[status]}
@@ -339,6 +341,21 @@ async def get_decision(decision_id: str, request: Request,
     if stored is None:
         raise ApiError(404, f"no decision {decision_id[:64]!r}")
     return _stored_dict(stored)
+
+
+@app.get("/decisions/{decision_id}/proof", responses=errors(401, 403, 404, 409))
+async def decision_proof(decision_id: str, request: Request,
+                         _: Annotated[Principal, Depends(caller("read_decisions"))],
+                         ) -> dict[str, Any]:
+    """RFC 6962 inclusion proof of a decision in the log as signed by the latest checkpoint
+    covering it (its audit path and that signed checkpoint); 409 until one covers it."""
+    try:
+        return await run_in_threadpool(inclusion_proof, runtime_of(request).audit, decision_id,
+                                       checkpoint_file())
+    except LookupError as error:
+        raise ApiError(404, f"no decision {decision_id[:64]!r}") from error
+    except ValueError as error:
+        raise ApiError(409, str(error)) from error
 
 
 TIME_PARAMETER = {"format": "date-time", "examples": ["2024-01-31T00:00:00Z"]}
