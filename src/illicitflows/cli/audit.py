@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from illicitflows.audit.dispositions import DispositionLog
 from illicitflows.audit.store import AuditLog
 from illicitflows.cli.common import TrackingUri, console
 from illicitflows.progress import progress_bar
@@ -23,15 +24,22 @@ AuditUrl = Annotated[str | None, typer.Option(help="Audit database URL (default:
 @app.command("verify")
 def verify(url: AuditUrl = None) -> None:
     """Check every row's hash and link; name the first edited, inserted or deleted row."""
-    with progress_bar("verify audit log", 1) as step:
-        report = AuditLog(url).verify()
-        step("verified")
-    if report.ok:
-        console.print(f"audit log intact: {report.checked:,} decisions verified")
-        return
-    console.print(f"audit log BROKEN at seq {report.first_bad_seq} (decision "
-                  f"{report.first_bad_decision_id}): {report.problem}")
-    raise typer.Exit(1)
+    with progress_bar("verify audit log", 2) as step:
+        log = AuditLog(url)
+        report = log.verify()
+        step("decisions verified")
+        checked = DispositionLog(log.url).verify()
+        step("dispositions verified")
+    if not report.ok:
+        console.print(f"audit log BROKEN at seq {report.first_bad_seq} (decision "
+                      f"{report.first_bad_decision_id}): {report.problem}")
+        raise typer.Exit(1)
+    if not checked.ok:
+        console.print(f"audit log BROKEN at disposition {checked.first_bad_seq}: "
+                      f"{checked.problem}")
+        raise typer.Exit(1)
+    console.print(f"audit log intact: {report.checked:,} decisions and {checked.checked:,} "
+                  "dispositions verified")
 
 
 @app.command("replay")

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
+from illicitflows.audit.review import QueueFilter, queue_page
+from illicitflows.serving import workbench
 from illicitflows.serving.engine import (
     HistoryWriteError,
     InputError,
@@ -107,6 +109,7 @@ class Measure:
 
 
 app.add_middleware(Measure)
+app.include_router(workbench.router)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -247,18 +250,23 @@ async def get_decision(request: Request, decision_id: str) -> dict[str, Any]:
     stored = runtime_of(request).audit.get(decision_id)
     if stored is None:
         raise ApiError(404, f"no decision {decision_id!r}")
-    return _stored_dict(stored)
+    return {**_stored_dict(stored), "dispositions": [
+        d.as_dict() for d in runtime_of(request).dispositions.history(decision_id)]}
 
 
 @app.get("/decisions", response_model=DecisionPage)
 async def list_decisions(request: Request, page: int = 1, page_size: int = 100,
                          flagged: bool | None = None, model_version: str | None = None,
-                         detector: str | None = None) -> dict[str, Any]:
-    """Logged decisions filtered by time (``from``, ``to``), flag, model version, detector."""
+                         detector: str | None = None,
+                         disposition: str | None = None) -> dict[str, Any]:
+    """Logged decisions filtered by time (``from``, ``to``), flag, model version, detector and
+    latest disposition status (confirmed, dismissed, escalated, or none), oldest first."""
     authorize(request, "read_decisions")
     if page < 1 or not 1 <= page_size <= 1000:
         raise ApiError(422, "page must be >= 1 and page_size from 1 to 1000")
     params = request.query_params
+    if disposition is not None:
+        return disposition_listing(runtime_of(request), params, page, page_size, flagged)
     result = runtime_of(request).audit.query(
         from_time=params.get("from"), to_time=params.get("to"), flagged=flagged,
         model_version=model_version, detector=detector, page=page, page_size=page_size)
@@ -285,6 +293,20 @@ async def reload_models(request: Request) -> dict[str, Any]:
     await run_in_threadpool(runtime.load)
     return {"loaded": {d: s.model.version for d, s in runtime.scorers.items()},
             "problems": runtime.problems, "ready": runtime.ready}
+
+
+def disposition_listing(runtime: Runtime, params: Any, page: int, page_size: int,
+                        flagged: bool | None) -> dict[str, Any]:
+    """The decisions list filtered on disposition status (the review queue's query)."""
+    try:
+        queue = QueueFilter(from_time=params.get("from"), to_time=params.get("to"),
+                            detector=params.get("detector"),
+                            model_version=params.get("model_version"), flagged=flagged,
+                            disposition=params.get("disposition"))
+    except ValueError as error:
+        raise ApiError(422, str(error)) from error
+    found = queue_page(runtime.dispositions.engine, queue, page, page_size, oldest_first=True)
+    return {"items": found.items, "total": found.total, "page": page, "page_size": page_size}
 
 
 def _stored_dict(stored: Any) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""The analysts' and auditors' workbench: dispositions, decision and model reports, goAML
+drafts (JSON API) and the review page under ``/ui`` (server-rendered, same queries).
+
+Callers sign in with an API key: ``Authorization: Bearer <key>`` for the JSON API, or the
+review page's sign-in form, which keeps the key in an HTTP-only, same-site session cookie (the
+key itself: the key store stays the one place that knows who may do what).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic_core
+from fastapi import APIRouter, HTTPException, Request
+
+from illicitflows.access.keys import Principal, allowed
+from illicitflows.audit.dispositions import DispositionError
+
+router = APIRouter()
+#: The review page's session cookie (holds the API key; HTTP-only, same-site strict).
+SESSION_COOKIE = "illicitflows_key"
+
+
+def principal_of(request: Request, permission: str) -> Principal:
+    """The caller's key (Bearer header, else the review page's cookie); 401 without a valid
+    one, 403 when its role lacks ``permission``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        secret = request.cookies.get(SESSION_COOKIE, "")
+    if not secret:
+        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'")
+    principal = request.app.state.runtime.keys.authenticate(secret.strip())
+    if principal is None:
+        raise HTTPException(401, "invalid or revoked API key")
+    if not allowed(principal.role, permission):
+        raise HTTPException(403, f"role {principal.role!r} may not "
+                                 f"{permission.replace('_', ' ')}")
+    return principal
+
+
+@router.post("/decisions/{decision_id}/disposition")
+async def record_disposition(request: Request, decision_id: str) -> dict[str, Any]:
+    """Record what a decision turned out to be: ``{"status": "confirmed" | "dismissed" |
+    "escalated", "note": "..."}`` (analysts, admins). Append-only and hash-chained into the
+    decision log; a 200 means it is committed."""
+    principal = principal_of(request, "record_dispositions")
+    try:
+        body = pydantic_core.from_json(await request.body())
+    except ValueError as error:
+        raise HTTPException(422, f"body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise HTTPException(422, "body must be a JSON object with 'status' and 'note'")
+    try:
+        disposition = request.app.state.runtime.dispositions.record(
+            decision_id, body.get("status"), body.get("note"), principal.key_id,
+            principal.role)
+    except DispositionError as error:
+        raise HTTPException(error.status, str(error)) from error
+    return disposition.as_dict()
