@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from illicitflows.cli import audit, keys, promote, score, serve, simulate, train, validate
+from illicitflows.cli import (
+    audit,
+    export,
+    keys,
+    promote,
+    score,
+    serve,
+    simulate,
+    train,
+    validate,
+)
 
 app = typer.Typer(
     help="Flag illicit financial flows: asset laundering in payments, mis-invoicing in customs "
@@ -20,3 +30,4 @@ app.add_typer(score.app, name="score")
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(export.app, name="export")

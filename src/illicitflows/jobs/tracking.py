@@ -65,7 +65,8 @@ def record_training(record: TrainingRecord, tracking_uri: str | None) -> dict[st
         mlflow.log_dict(_feature_catalogue(record.detector), "config/features.json")
         mlflow.log_metric("threshold", record.detector.threshold)
         mlflow.log_metrics(flat_metrics("", {k: v for k, v in record.document.items()
-                                             if k in ("test", "valid", "timings", "rows")}))
+                                             if k in ("test", "valid", "timings", "rows",
+                                                       "analyst_labels")}))
         if "baseline" in record.document:
             mlflow.log_metrics(flat_metrics("baseline", record.document["baseline"]))
         for name, table in record.tables.items():

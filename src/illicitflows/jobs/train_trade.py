@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import ModelConfig, TradePipeline
+from illicitflows.jobs.feedback import apply_analyst_labels
 from illicitflows.jobs.tracking import TrainingRecord, record_training
 from illicitflows.jobs.training import FittedModel, fit_scoring_model
 from illicitflows.modeling.detector import Detector, FeatureBuilder
@@ -48,6 +49,8 @@ class TrainTradeRequest:
     tracking_uri: str | None = None
     quarantine: Path | None = None
     strict: bool = False
+    #: Analysts' labels (``illicitflows export labels``): override or add records' labels.
+    labels: Path | None = None
 
     @property
     def paths(self) -> list[Path]:
@@ -202,6 +205,7 @@ def train_trade(request: TrainTradeRequest,
         raise ValueError(f"unknown trade baseline {request.baseline!r}; use one of {BASELINES}")
     started = time.perf_counter()
     frame, quarantined = load_data(request)
+    frame, analyst = apply_analyst_labels(frame, request.labels, "trade")
     mirror = load_mirror(request)
     labels = _labels(frame)
     label_free = pipeline.model.kind == "isolation-forest"
@@ -233,6 +237,8 @@ def train_trade(request: TrainTradeRequest,
         "best_iterations": fitted.best_iterations,
         "split": pipeline.split.describe(),
     }
+    if analyst is not None:
+        document["analyst_labels"] = analyst.as_dict()
     progress("evaluated")
     if request.baseline:
         document["baseline"] = _baseline(frame, labels, splits, pipeline)
@@ -244,7 +250,8 @@ def train_trade(request: TrainTradeRequest,
     if document["test"].get("per_typology_recall"):
         tables["per_typology"] = _typology_table(document)
     record = TrainingRecord(detector=detector, pipeline=pipeline, document=document,
-                            inputs=[*request.paths, request.mirror], features=features,
+                            inputs=[*request.paths, request.mirror, request.labels],
+                            features=features,
                             y=None if labels is None else labels.y, scores=fitted.scores,
                             test=test, tables=tables)
     document["model"] = record_training(record, request.tracking_uri)
