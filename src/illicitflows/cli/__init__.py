@@ -9,6 +9,7 @@ from illicitflows.cli import (
     export,
     keys,
     promote,
+    report,
     score,
     serve,
     simulate,
@@ -31,3 +32,4 @@ app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(export.app, name="export")
+app.add_typer(report.app, name="report")

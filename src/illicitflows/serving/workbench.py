@@ -12,9 +12,16 @@ from typing import Any
 
 import pydantic_core
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
 
 from illicitflows.access.keys import Principal, allowed
 from illicitflows.audit.dispositions import DispositionError
+from illicitflows.reports.decision import (
+    DecisionNotFoundError,
+    decision_context,
+    render_decision_report,
+)
 
 router = APIRouter()
 #: The review page's session cookie (holds the API key; HTTP-only, same-site strict).
@@ -58,3 +65,23 @@ async def record_disposition(request: Request, decision_id: str) -> dict[str, An
     except DispositionError as error:
         raise HTTPException(error.status, str(error)) from error
     return disposition.as_dict()
+
+
+def decision_report_html(request: Request, decision_id: str) -> str:
+    """The decision's standalone report (404 for an unknown decision)."""
+    runtime = request.app.state.runtime
+    try:
+        context = decision_context(runtime.audit, runtime.dispositions,
+                                   runtime.dispositions.engine, decision_id)
+    except DecisionNotFoundError as error:
+        raise HTTPException(404, str(error)) from error
+    return render_decision_report(context)
+
+
+@router.get("/decisions/{decision_id}/report", response_class=HTMLResponse)
+async def decision_report(request: Request, decision_id: str) -> HTMLResponse:
+    """A decision's standalone HTML report: record, score against threshold, reasons, SHAP
+    waterfall, the party's usual behaviour, suspected network, dispositions, model, hashes."""
+    principal_of(request, "read_reports")
+    html = await run_in_threadpool(decision_report_html, request, decision_id)
+    return HTMLResponse(html)
