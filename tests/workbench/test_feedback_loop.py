@@ -76,3 +76,16 @@ def test_dispositions_become_training_labels(workbench, wb_transactions, tmp_pat
     assert run.data.tags["data_fingerprint"] != fingerprint([data])
     assert run.data.metrics["analyst_labels_added"] == 1
     assert run.data.metrics["analyst_labels_overridden"] == 2
+
+    model = document["model"]
+    report = workbench.client.get(f"/models/{model['name']}/{model['version']}/report",
+                                  headers=workbench.headers("auditor"))
+    assert report.status_code == 200, report.text
+    html = report.text
+    assert document["model"]["run_id"] in html and fingerprint([data, labels]) in html
+    assert 'id="pr-curve"' in html and "mean |SHAP|" in html and "structuring" in html
+    assert "1 added" in html
+    assert workbench.client.get("/models/illicitflows-transactions/99/report",
+                                headers=workbench.headers("auditor")).status_code == 404
+    assert workbench.client.get(f"/models/{model['name']}/{model['version']}/report",
+                                headers=workbench.headers("scorer")).status_code == 403

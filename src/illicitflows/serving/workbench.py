@@ -22,6 +22,7 @@ from illicitflows.reports.decision import (
     decision_context,
     render_decision_report,
 )
+from illicitflows.reports.model import load_model_report
 
 router = APIRouter()
 #: The review page's session cookie (holds the API key; HTTP-only, same-site strict).
@@ -84,4 +85,17 @@ async def decision_report(request: Request, decision_id: str) -> HTMLResponse:
     waterfall, the party's usual behaviour, suspected network, dispositions, model, hashes."""
     principal_of(request, "read_reports")
     html = await run_in_threadpool(decision_report_html, request, decision_id)
+    return HTMLResponse(html)
+
+
+@router.get("/models/{name}/{version}/report", response_class=HTMLResponse)
+async def model_report(request: Request, name: str, version: str) -> HTMLResponse:
+    """A registered model version's report, written at training time and kept in its MLflow
+    run: metrics beside the peer baseline, PR curve, SHAP summary, feature catalogue, data
+    fingerprint, threshold policy."""
+    principal_of(request, "read_models")
+    try:
+        html = await run_in_threadpool(load_model_report, name, version)
+    except LookupError as error:
+        raise HTTPException(404, str(error)) from error
     return HTMLResponse(html)
