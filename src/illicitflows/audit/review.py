@@ -125,3 +125,13 @@ def _item(row: Any) -> dict[str, Any]:
     item["disposition"] = row["disposition"] or UNREVIEWED
     item["record_id"] = item["record"].get("id") or item["record"].get("declaration_id")
     return item
+
+
+def model_versions(engine: Engine, limit: int = 50) -> list[str]:
+    """The model versions that made logged decisions (for the queue's filter), newest first."""
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(requests.c.model_version,
+                                            sa.func.max(requests.c.first_seq).label("last"))
+                                  .group_by(requests.c.model_version)
+                                  .order_by(sa.literal_column("last").desc()).limit(limit))
+        return [row.model_version for row in rows]
