@@ -187,14 +187,15 @@ def compare(detector: str, record: dict[str, Any], history: list[Past]) -> Compa
             else compare_declaration(record, history))
 
 
-def _edge(record: dict[str, Any], flagged: bool, current: bool = False) -> Edge:
+def _edge(record: dict[str, Any], flagged: bool, decision_id: str,
+          current: bool = False) -> Edge:
     return Edge(account(record, "from"), account(record, "to"),
                 float(record.get("amount_paid") or 0.0), str(record.get("payment_currency", "")),
-                str(record.get("timestamp", "")), flagged, current)
+                str(record.get("timestamp", "")), flagged, current, decision_id, record)
 
 
-def suspected_network(record: dict[str, Any], flagged: bool,
-                      history: list[Past]) -> list[Edge]:
+def suspected_network(record: dict[str, Any], flagged: bool, history: list[Past],
+                      decision_id: str = "") -> list[Edge]:
     """The flagged transfers within the horizon connected to this one's accounts (through
     flagged transfers), and this transfer; empty when nothing flagged touches it."""
     recent = [p for p in _within(history, record, "timestamp", HORIZON["transactions"])
@@ -214,8 +215,9 @@ def suspected_network(record: dict[str, Any], flagged: bool,
     if flagged:
         parent[root] = find(account(record, "to"))
         root = find(account(record, "to"))
-    group = [_edge(p.record, True) for p in recent
+    group = [_edge(p.record, True, p.decision_id) for p in recent
              if find(account(p.record, "from")) == root]
     if not group:
         return []
-    return [*group[-(MAX_NETWORK_EDGES - 1):], _edge(record, flagged, current=True)]
+    return [*group[-(MAX_NETWORK_EDGES - 1):],
+            _edge(record, flagged, decision_id, current=True)]

@@ -31,7 +31,8 @@ def decision_context(audit: AuditLog, dispositions: DispositionLog, engine: Any,
     d = asdict(stored)
     history = history_before(engine, stored.detector, stored.seq)
     explanation = stored.explanation or {}
-    edges = (suspected_network(stored.record, stored.flagged, history)
+    edges = (suspected_network(stored.record, stored.flagged, history,
+                               stored.decision_id)
              if stored.detector == "transactions" else [])
     focus = [f"{stored.record.get(f'{side}_bank', '')}/{stored.record.get(f'{side}_account', '')}"
              for side in ("from", "to")]

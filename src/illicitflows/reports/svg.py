@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 UP, DOWN, NEUTRAL, FLAG = "#c0392b", "#2471a3", "#7f8c8d", "#c0392b"
 
@@ -135,6 +136,8 @@ class Edge:
     time: str
     flagged: bool
     current: bool = False
+    decision_id: str = ""
+    record: Mapping[str, Any] | None = None
 
 
 def network_svg(edges: Sequence[Edge], focus: Sequence[str] = (), size: int = 560) -> str:

@@ -28,6 +28,7 @@ from illicitflows.reports.decision import (
     decision_context,
     render_decision_report,
 )
+from illicitflows.reports.goaml.draft import DraftBuilder, GoamlConfig, GoamlError
 from illicitflows.reports.model import load_model_report
 from illicitflows.reports.render import CSS
 
@@ -278,3 +279,19 @@ async def ui_network(request: Request, decision_id: str) -> Response:
 
 
 router.include_router(ui)
+
+
+@router.get("/decisions/{decision_id}/goaml")
+async def goaml_draft(request: Request, decision_id: str,
+                      allow_unconfirmed: bool = False) -> Response:
+    """A goAML STR draft (XML, validated against the shipped XSD) for a decision with a
+    confirmed disposition (analysts, admins); ``allow_unconfirmed`` marks it UNCONFIRMED."""
+    principal_of(request, "export_reports")
+    runtime = request.app.state.runtime
+    builder = DraftBuilder(runtime.audit, runtime.dispositions, GoamlConfig.load())
+    try:
+        document = await run_in_threadpool(builder.build, [decision_id], allow_unconfirmed)
+    except GoamlError as error:
+        raise HTTPException(error.status, str(error)) from error
+    return Response(document, media_type="application/xml", headers={
+        "Content-Disposition": f'attachment; filename="str-{decision_id}.xml"'})
