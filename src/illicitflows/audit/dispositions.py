@@ -66,6 +66,12 @@ disposition_head = sa.Table(
 )
 _HEAD = sa.select(disposition_head.c.seq, disposition_head.c.row_hash).where(
     disposition_head.c.id == HEAD_ID)
+#: The alerts (flagged decisions) by position and score: a partial index, so only flagged
+#: decisions add an entry when logged, and the review queue reads, counts and pages its
+#: alerts from it instead of scanning every decision (100,000 decisions: the whole table).
+FLAGGED = decisions.c.flagged.is_(True)
+ALERTS_INDEX = sa.Index("ix_audit_decisions_alerts", decisions.c.seq, decisions.c.score,
+                        sqlite_where=FLAGGED, postgresql_where=FLAGGED)
 
 
 class DispositionError(ValueError):
@@ -125,6 +131,7 @@ class DispositionLog:
         self.engine = make_engine(url)
         with write_transaction(self.engine) as connection:
             metadata.create_all(connection)
+            ALERTS_INDEX.create(connection, checkfirst=True)
             if connection.scalar(_HEAD) is None:
                 connection.execute(disposition_head.insert().values(
                     id=HEAD_ID, seq=0, row_hash=GENESIS_HASH))

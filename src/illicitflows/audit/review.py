@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from illicitflows.audit.dispositions import STATUSES, dispositions
+from illicitflows.audit.dispositions import FLAGGED, STATUSES, dispositions
 from illicitflows.audit.schema import decisions, logged, requests
 from illicitflows.audit.store import MAX_PAGE_SIZE, utc_iso
 
@@ -77,8 +77,10 @@ def _where(queue: QueueFilter) -> list[sa.ColumnElement[bool]]:
         where.append(decisions.c.score >= queue.min_score)
     if queue.max_score is not None:
         where.append(decisions.c.score <= queue.max_score)
-    if queue.flagged is not None:
-        where.append(decisions.c.flagged == queue.flagged)
+    if queue.flagged:
+        where.append(FLAGGED)  # the alerts' partial index
+    elif queue.flagged is not None:
+        where.append(decisions.c.flagged.is_(False))
     return where
 
 
@@ -91,9 +93,10 @@ def _status_where(status: str | None) -> list[sa.ColumnElement[bool]]:
 
 
 def queue_page(engine: Engine, queue: QueueFilter, page: int = 1, page_size: int = 50,
-               oldest_first: bool = False) -> QueuePage:
+               oldest_first: bool = False, explanations: bool = True) -> QueuePage:
     """One page of the queue (newest first unless ``oldest_first``) with the total and the
-    counts by status."""
+    counts by status; without ``explanations`` the lines leave them out (a flagged decision's
+    explanation, every feature's contribution, is most of the time spent reading a page)."""
     if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"page must be >= 1 and page_size in 1..{MAX_PAGE_SIZE}")
     base = logged.add_columns(_LATEST.c.status.label("disposition")).outerjoin_from(
@@ -112,16 +115,17 @@ def queue_page(engine: Engine, queue: QueueFilter, page: int = 1, page_size: int
                                   .order_by(decisions.c.seq if oldest_first
                                             else decisions.c.seq.desc())
                                   .limit(page_size).offset((page - 1) * page_size)).mappings()
-        items = [_item(row) for row in rows]
+        items = [_item(row, explanations) for row in rows]
     return QueuePage(items=items, total=total, page=page, page_size=page_size, counts=counts)
 
 
-def _item(row: Any) -> dict[str, Any]:
+def _item(row: Any, explanations: bool) -> dict[str, Any]:
     """A queue line: the logged decision (as the decisions API gives it) with its latest
     disposition status and its record's id."""
     item = dict(row)
     item["record"] = json.loads(row["record"])
-    item["explanation"] = None if row["explanation"] is None else json.loads(row["explanation"])
+    text = row["explanation"]
+    item["explanation"] = json.loads(text) if explanations and text is not None else None
     item["disposition"] = row["disposition"] or UNREVIEWED
     item["record_id"] = item["record"].get("id") or item["record"].get("declaration_id")
     return item

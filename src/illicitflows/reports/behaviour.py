@@ -44,18 +44,31 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
 
-def history_before(engine: Engine, detector: str, seq: int,
-                   limit: int = HISTORY_DECISIONS) -> list[Past]:
-    """Up to ``limit`` records of ``detector`` logged before position ``seq``, oldest first."""
+def party_values(detector: str, record: dict[str, Any]) -> list[str]:
+    """The identifiers whose earlier records the comparison reads: the transfer's accounts,
+    or the declaration's importer."""
+    fields = ("from_account", "to_account") if detector == "transactions" else ("importer_id",)
+    return [str(record[name]) for name in fields if record.get(name) not in (None, "")]
+
+
+def history_before(engine: Engine, detector: str, seq: int, parties: list[str],
+                   limit: int = HISTORY_DECISIONS) -> tuple[int, list[Past]]:
+    """Among the ``limit`` decisions of ``detector`` logged before position ``seq``: how many
+    there are, and, oldest first, the flagged ones and those whose record names one of
+    ``parties`` (found by the database in the stored JSON, then checked field by field by the
+    callers): only those are read back and parsed."""
+    window = [requests.c.detector == detector, decisions.c.seq < seq,
+              decisions.c.seq >= seq - limit]
+    naming = [decisions.c.record.contains(f'"{party}"', autoescape=True) for party in parties]
+    joined = decisions.join(requests, decisions.c.request_seq == requests.c.first_seq)
     query = (sa.select(decisions.c.decision_id, decisions.c.record, decisions.c.flagged)
-             .select_from(decisions.join(requests,
-                                         decisions.c.request_seq == requests.c.first_seq))
-             .where(requests.c.detector == detector, decisions.c.seq < seq,
-                    decisions.c.seq >= seq - limit)
+             .select_from(joined)
+             .where(*window, sa.or_(decisions.c.flagged.is_(True), *naming))
              .order_by(decisions.c.seq))
     with engine.connect() as connection:
-        return [Past(json.loads(row.record), bool(row.flagged), row.decision_id)
-                for row in connection.execute(query)]
+        size = connection.scalar(sa.select(sa.func.count()).select_from(joined).where(*window))
+        return size or 0, [Past(json.loads(row.record), bool(row.flagged), row.decision_id)
+                           for row in connection.execute(query)]
 
 
 def _moment(value: Any) -> datetime | None:

@@ -8,7 +8,12 @@ from typing import Any
 
 from illicitflows.audit.dispositions import DispositionLog
 from illicitflows.audit.store import AuditLog
-from illicitflows.reports.behaviour import compare, history_before, suspected_network
+from illicitflows.reports.behaviour import (
+    compare,
+    history_before,
+    party_values,
+    suspected_network,
+)
 from illicitflows.reports.render import CSS, environment
 from illicitflows.reports.svg import network_svg, waterfall_svg
 
@@ -29,7 +34,8 @@ def decision_context(audit: AuditLog, dispositions: DispositionLog, engine: Any,
     if stored is None:
         raise DecisionNotFoundError(f"no decision {decision_id!r}")
     d = asdict(stored)
-    history = history_before(engine, stored.detector, stored.seq)
+    window, history = history_before(engine, stored.detector, stored.seq,
+                                     party_values(stored.detector, stored.record))
     explanation = stored.explanation or {}
     edges = (suspected_network(stored.record, stored.flagged, history,
                                stored.decision_id)
@@ -44,7 +50,7 @@ def decision_context(audit: AuditLog, dispositions: DispositionLog, engine: Any,
         "waterfall": waterfall_svg(explanation.get("base_value", 0.0), contributions, {})
         if contributions else "",
         "behaviour": compare(stored.detector, stored.record, history),
-        "history_size": len(history),
+        "history_size": window,
         "edges": edges, "network": network_svg(edges, focus) if edges else "",
         "dispositions": [x.as_dict() for x in dispositions.history(decision_id)],
         "model_report": model_report_path(stored.model_name, stored.model_version, base),

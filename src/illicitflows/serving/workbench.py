@@ -237,7 +237,7 @@ async def ui_queue(request: Request, page: int = 1) -> Response:
             flagged=None if params.get("flagged") == "all" else True,
             disposition=params.get("disposition"))
         found = await run_in_threadpool(queue_page, engine, queue, max(page, 1),
-                                        QUEUE_PAGE_SIZE)
+                                        QUEUE_PAGE_SIZE, False, False)
     except ValueError as problem:
         error = str(problem)
     _, root = _paths(request)

@@ -31,6 +31,7 @@ from illicitflows.reports.behaviour import (
     Comparison,
     compare,
     history_before,
+    party_values,
     suspected_network,
 )
 from illicitflows.transactions.schema import ISO_CODE, USD_PER_UNIT
@@ -165,7 +166,9 @@ class DraftBuilder:
         narratives, families, seen = [], [], set()
         transactions: list[ET.Element] = []
         for stored in decisions:
-            history = history_before(self.dispositions.engine, stored.detector, stored.seq)
+            _, history = history_before(self.dispositions.engine, stored.detector,
+                                        stored.seq, party_values(stored.detector,
+                                                                 stored.record))
             comparison = compare(stored.detector, stored.record, history)
             narratives.append(_narrative(stored, comparison))
             families += [r["family"] for r in (stored.explanation or {}).get("reasons", [])]
