@@ -89,3 +89,12 @@ def test_dispositions_become_training_labels(workbench, wb_transactions, tmp_pat
                                 headers=workbench.headers("auditor")).status_code == 404
     assert workbench.client.get(f"/models/{model['name']}/{model['version']}/report",
                                 headers=workbench.headers("scorer")).status_code == 403
+
+    card = tmp_path / "card.md"
+    written = runner.invoke(cli, ["report", "model-card", "transactions", "--version",
+                                  model["version"], "--out", str(card), "--tracking-uri", uri])
+    assert written.exit_code == 0, written.output
+    text = card.read_text()
+    assert f"| pr_auc | {document['test']['pr_auc']:.4f} |" in text
+    assert f"/v1/models/{model['name']}/{model['version']}/report" in text
+    assert fingerprint([data, labels]) in text
