@@ -3,9 +3,11 @@ chain naming a changed or deleted disposition."""
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from illicitflows.audit.dispositions import DispositionLog
+from illicitflows.audit.review import QueueFilter, queue_page
 from illicitflows.cli import app as cli
 
 
@@ -111,3 +113,25 @@ def test_audit_verify_names_a_changed_or_deleted_disposition(workbench, tmp_path
     tail = log.verify()
     assert not tail.ok and "deleted from the end" in tail.problem
     log.close()
+
+
+def test_the_queue_pages_newest_first_with_counts(workbench) -> None:
+    engine = workbench.runtime.dispositions.engine
+    flagged = workbench.flagged() + workbench.flagged("trade")
+    workbench.client.post(f"/decisions/{flagged[0]['decision_id']}/disposition",
+                          json={"status": "dismissed"}, headers=workbench.headers("analyst"))
+    pages = [queue_page(engine, QueueFilter(), page, page_size=3) for page in (1, 2)]
+    seqs = [item["seq"] for page in pages for item in page.items]
+    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == len(seqs) == min(
+        6, len(flagged))
+    assert pages[0].total == len(flagged)
+    assert pages[0].counts == {"none": len(flagged) - 1, "confirmed": 0, "dismissed": 1,
+                               "escalated": 0}
+    trade = queue_page(engine, QueueFilter(detector="trade", min_score=0.0, max_score=1.0))
+    assert trade.total == len(workbench.flagged("trade"))
+    assert all(item["detector"] == "trade" for item in trade.items)
+    nothing = queue_page(engine, QueueFilter(from_time="2100-01-01"))
+    assert nothing.total == 0 and nothing.items == []
+    for bad in ({"disposition": "maybe"}, {"from_time": "yesterday"}):
+        with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
+            QueueFilter(**bad)
