@@ -73,8 +73,8 @@ def verify(url: AuditUrl = None,
                       f"{checked.problem}")
         raise typer.Exit(1)
     against = f" against {report.anchors:,} signed checkpoint(s)" if keys else ""
-    console.print(f"audit log intact: {report.checked:,} decisions verified{against} and "
-                  f"{checked.checked:,} dispositions")
+    console.print(f"audit log intact: {report.checked:,} decisions verified{against}, "
+                  f"{checked.checked:,} dispositions verified")
 
 
 @app.command("keygen")
