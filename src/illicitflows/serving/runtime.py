@@ -16,6 +16,7 @@ import pandas as pd
 from illicitflows.access.keys import KeyStore
 from illicitflows.audit.canonical import frame_texts
 from illicitflows.audit.checkpoints import start_checkpoints
+from illicitflows.audit.dispositions import DispositionLog
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
@@ -117,6 +118,7 @@ class Runtime:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.audit = AuditLog(self.settings.audit_url)
+        self.dispositions = DispositionLog(self.audit.url)
         if self.settings.audit_writer not in ("process", "inline"):
             raise ValueError("ILLICITFLOWS_AUDIT_WRITER must be 'process' or 'inline', got "
                              f"{self.settings.audit_writer!r}")
@@ -190,6 +192,7 @@ class Runtime:
         if self.checkpoints is not None:
             self.checkpoints.close()
         self.audit.close()
+        self.dispositions.close()
 
     def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None) -> AuditSink:
         """Where a request's decisions are durably logged."""
