@@ -29,12 +29,14 @@ from illicitflows.modeling.metrics import (
 from illicitflows.modeling.split import split_by_dates, split_by_fractions
 from illicitflows.progress import StepCallback, no_progress
 from illicitflows.transactions.features import TransactionFeatureBuilder
+from illicitflows.transactions.features.builder import canonical_order
 from illicitflows.transactions.io import load_transactions
 from illicitflows.transactions.patterns import label_typologies, read_patterns
 from illicitflows.transactions.schema import LABEL
 
 TRAIN_STEPS = 6
 GFP_NAME = "gfp+lightgbm"
+BASELINES = ("gfp",)  # peers --baseline accepts
 FEATURE_CHUNK = 250_000  # rows per transform call: bounds the builder's temporary arrays
 
 
@@ -79,7 +81,7 @@ def build_features(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
                    chunk: int = FEATURE_CHUNK) -> pd.DataFrame:
     """The features of ``frame`` as one float32 matrix, transformed in time-ordered chunks that
     share one history: the same features as one pass, with chunk-sized temporaries."""
-    order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
+    order = canonical_order(frame)
     names = builder.feature_names
     matrix = np.empty((len(frame), len(names)), dtype=DTYPE, order="F")
     state = builder.new_state()
@@ -133,6 +135,9 @@ def train_transactions(request: TrainRequest,
                        progress: StepCallback = no_progress) -> dict[str, Any]:
     """Run the whole pipeline; returns the metrics document (``--metrics-out``)."""
     pipeline = request.pipeline
+    if request.baseline is not None and request.baseline not in BASELINES:
+        raise ValueError(f"unknown transactions baseline {request.baseline!r}; use one of "
+                         f"{', '.join(BASELINES)}")  # before any work, not after training
     loaded = load_transactions(request.data, request.fmt, request.accounts,
                                strict=request.strict, quarantine=request.quarantine)
     frame = loaded.frame
@@ -175,8 +180,6 @@ def train_transactions(request: TrainRequest,
     progress("evaluated")
     if request.baseline == "gfp":
         document["baseline"] = _baseline(frame, y, splits, pipeline, typology, accounts)
-    elif request.baseline:
-        raise ValueError(f"unknown transactions baseline {request.baseline!r}; use gfp")
     progress("baseline")
 
     detector = Detector("transactions", builder, fitted.model, fitted.threshold,

@@ -157,8 +157,6 @@ TRANSACTION_SPECS = [
     FeatureSpec("payment_currency", CHANNEL, "payment currency", "paid in {label}",
                 CURRENCY_CODES),
     FeatureSpec("hour", UNUSUAL, "hour of day", "made at {value:.0f}:00"),
-    FeatureSpec("weekday", UNUSUAL, "day of week (0 = Monday)", "made on weekday {value:.0f} "
-                "(0 = Monday)"),
 ]
 
 
