@@ -99,11 +99,14 @@ def test_shuffling_transfers_within_a_timestamp_keeps_every_feature() -> None:
     assert one_pass["sender_prior_risk_alerts"].max() > 0
     shuffled = frame.sample(frac=1.0, random_state=3).sort_values("timestamp", kind="stable")
     pd.testing.assert_frame_equal(builder.transform(shuffled).loc[frame.index], one_pass)
-    state = builder.new_state()  # chunks cut inside days, as training and the service do
     ordered = frame.iloc[canonical_order(frame)]
-    chunks = [builder.transform(ordered.iloc[i:i + 77], state)
-              for i in range(0, len(ordered), 77)]
-    pd.testing.assert_frame_equal(pd.concat(chunks).loc[frame.index], one_pass)
+    base = TransactionFeatureBuilder().fit(frame)
+    state = base.new_state()  # chunks cut inside days, as training and the service may
+    chunks = [base.transform(ordered.iloc[i:i + 77], state) for i in range(0, len(ordered), 77)]
+    pd.testing.assert_frame_equal(pd.concat(chunks).loc[frame.index], base.transform(frame))
+    state = builder.new_state()  # the memory: chunks of whole days
+    days = [builder.transform(day, state) for _, day in ordered.groupby("timestamp")]
+    pd.testing.assert_frame_equal(pd.concat(days).loc[frame.index], one_pass)
     memory = builder.memory_features(time_order(shuffled), AmountScorer().score(
         builder.transform(shuffled)), stage=0)
     pd.testing.assert_frame_equal(memory.loc[frame.index],

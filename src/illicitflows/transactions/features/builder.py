@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.progress import StepCallback, no_progress
-from illicitflows.transactions.features import kernel, memory
+from illicitflows.transactions.features import kernel, memory, scales
 from illicitflows.transactions.features.catalog import (
     CURRENCY_CODES,
     KERNEL_STATS,
@@ -37,7 +37,7 @@ from illicitflows.transactions.features.currency import amount_usd, implied_usd_
 from illicitflows.transactions.features.state import HistoryState, memory_rings
 from illicitflows.validation import LateRecordError
 
-FEATURES_VERSION = "transactions-features-4"
+FEATURES_VERSION = "transactions-features-5"
 CHUNK = 250_000
 
 
@@ -70,8 +70,16 @@ class TransactionFeatureBuilder:
         return self
 
     def fit(self, frame: pd.DataFrame) -> TransactionFeatureBuilder:
-        """Learn USD rates from the data unless the configuration gives a table."""
+        """Learn USD rates from the data unless the configuration gives a table, and the time
+        scale (:mod:`.scales`) when the configuration leaves it to the data (``auto``)."""
         self.usd_per_unit_ = dict(self.config.usd_per_unit or implied_usd_rates(frame))
+        self.time_profile_ = scales.measure(frame)
+        scale = self.config.time_scale
+        if scale == "auto":
+            scale = scales.choose_scale(self.time_profile_)
+        self.config = self.config.with_time_scale(scale)
+        for name in ("specs", "feature_names", "categorical_features", "_inputs_by_round"):
+            self.__dict__.pop(name, None)
         return self
 
     @cached_property

@@ -9,6 +9,9 @@ chunk by chunk or in one pass, the features are identical.
 Transfers sharing a timestamp are simultaneous (as in the feature kernel): a transfer does not
 remember the scores of others at its own timestamp, and their scores enter the rings only when
 a later timestamp comes (so a busy day cannot push earlier days out of a ring in input order).
+A batch ending inside a timestamp pushes its scores at its end; the next batch's transfers at
+that timestamp still skip them, but in an account with more than ``depth`` transfers around
+that moment they may have taken the ring slots of older ones.
 """
 
 from __future__ import annotations
