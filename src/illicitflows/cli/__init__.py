@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from illicitflows.cli import audit, keys, promote, score, serve, simulate, train, validate
+from illicitflows.cli import (
+    audit,
+    keys,
+    promote,
+    review,
+    score,
+    serve,
+    simulate,
+    train,
+    validate,
+)
 
 app = typer.Typer(
     help="Flag illicit financial flows: asset laundering in payments, mis-invoicing in customs "
@@ -17,6 +27,7 @@ app.add_typer(validate.app, name="validate")
 app.add_typer(train.app, name="train")
 app.add_typer(promote.app, name="promote")
 app.add_typer(score.app, name="score")
+app.add_typer(review.app, name="review")
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from illicitflows.modeling.accounts import AccountRanker
 from illicitflows.modeling.isolation import IsolationModel
 from illicitflows.modeling.lgbm import LightGBMModel
 from illicitflows.progress import StepCallback, no_progress
@@ -24,6 +25,7 @@ MANIFEST = "detector.json"
 BUILDER = "builder.pkl"
 LIGHTGBM_FILE = "model.txt"
 ISOLATION_FILE = "model.pkl"
+RANKER_FILE = "account_ranker.txt"
 
 
 class FeatureBuilder(Protocol):
@@ -60,6 +62,7 @@ class Detector:
     model: ScoringModel
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
+    account_ranker: AccountRanker | None = None  # the account review's (transactions)
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Features of a file scored on its own: it continues from where training left off
@@ -89,6 +92,8 @@ class Detector:
         else:
             (directory / ISOLATION_FILE).write_bytes(self.model.to_bytes())
         (directory / BUILDER).write_bytes(pickle.dumps(self.builder))
+        if self.account_ranker is not None:
+            (directory / RANKER_FILE).write_text(self.account_ranker.to_text())
         manifest = {"domain": self.domain, "model_kind": self.model.kind,
                     "threshold": self.threshold, "features_version": self.builder.version,
                     "feature_names": self.builder.feature_names, "info": self.info}
@@ -105,5 +110,8 @@ class Detector:
             model: ScoringModel = LightGBMModel.from_text((directory / LIGHTGBM_FILE).read_text())
         else:
             model = IsolationModel.from_bytes((directory / ISOLATION_FILE).read_bytes())
+        ranker = (AccountRanker.from_text((directory / RANKER_FILE).read_text())
+                  if (directory / RANKER_FILE).exists() else None)
         return cls(domain=manifest["domain"], builder=builder, model=model,
-                   threshold=float(manifest["threshold"]), info=manifest.get("info", {}))
+                   threshold=float(manifest["threshold"]), info=manifest.get("info", {}),
+                   account_ranker=ranker)
