@@ -3,7 +3,6 @@ scoring): the accounts active in the period ranked with everything known up to i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -62,7 +61,7 @@ def transactions(
         raise typer.Exit(1) from error
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
-        out.write_text(json.dumps(reviewed.to_dict(orient="records"), indent=1, default=str))
+        out.write_text(reviewed.to_json(orient="records", indent=1))
     else:
         reviewed.to_csv(out, index=False)
     console.print(f"{len(reviewed):,} accounts reviewed by {version.name} v{version.version}, "

@@ -268,9 +268,8 @@ class TimeOrder:
 def time_order(frame: pd.DataFrame) -> TimeOrder:
     """:class:`TimeOrder` of ``frame`` (the order :meth:`TransactionFeatureBuilder.transform`
     uses), read column by column rather than through a time-ordered copy of the frame."""
-    keys = _sender_receiver_keys(frame)
-    order, seconds = _canonical_order(frame, keys)
-    ids, uniques = pd.factorize(np.concatenate(keys))
+    ids, uniques = pd.factorize(np.concatenate(_sender_receiver_keys(frame)), sort=True)
+    order, seconds = _canonical_order(frame, ids)
     n = len(frame)
     return TimeOrder(order, seconds, ids[:n][order], ids[n:][order], len(uniques), frame.index)
 
@@ -280,16 +279,18 @@ def canonical_order(frame: pd.DataFrame) -> np.ndarray:
     return _canonical_order(frame, _sender_receiver_keys(frame))[0]
 
 
-def _canonical_order(frame: pd.DataFrame,
-                     keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _canonical_order(frame: pd.DataFrame, accounts: tuple[np.ndarray, np.ndarray] | np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Input positions in time order and their epoch seconds. Transfers sharing a timestamp
     are put in an order of their own content (sender, receiver, amount), not the input's: with
     coarse timestamps the input order of a day's transfers is arbitrary, and the searches that
-    visit only an account's latest edges must not depend on it."""
+    visit only an account's latest edges must not depend on it. ``accounts``: the sender and
+    receiver keys, or their codes in key order (senders then receivers) when already made."""
     stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
     order = np.argsort(stamps, kind="stable")
     if len(stamps) > 1 and (np.diff(stamps[order]) == 0).any():
-        codes, _ = pd.factorize(np.concatenate(keys), sort=True)
+        codes = (accounts if isinstance(accounts, np.ndarray)
+                 else pd.factorize(np.concatenate(accounts), sort=True)[0])
         n = len(stamps)
         amounts = frame["amount_paid"].to_numpy(dtype=np.float64)
         order = np.lexsort((amounts, codes[n:], codes[:n], stamps))
