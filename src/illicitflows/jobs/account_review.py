@@ -41,11 +41,12 @@ def period_transfers(frame: pd.DataFrame, rows: np.ndarray, scores: np.ndarray
                      ) -> PeriodTransfers:
     """The transfers at ``rows`` (positions or a mask) of ``frame`` with their ``scores``
     (aligned with ``frame``); amounts in USD at the built-in rates, the same for any detector."""
-    part = frame.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
+    positions = np.flatnonzero(rows) if rows.dtype == bool else rows
+    part = frame.iloc[positions]
     return PeriodTransfers(
         senders=account_keys(part["from_bank"], part["from_account"]),
         receivers=account_keys(part["to_bank"], part["to_account"]),
-        scores=np.asarray(scores)[np.flatnonzero(rows) if rows.dtype == bool else rows],
+        scores=np.asarray(scores)[positions],
         amounts=part["amount_paid"].to_numpy(dtype=np.float64)
         * usd_rate(part["payment_currency"], USD_PER_UNIT),
         seconds=part["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64))
