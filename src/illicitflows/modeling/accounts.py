@@ -29,7 +29,8 @@ ACCOUNT_FEATURES = (*OWN, *HOP1, *HOP2)
 #: Small and strongly regularised: a few hundred flagged accounts at most.
 RANKER_PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 7,
                  "min_child_samples": 20, "feature_fraction": 0.8, "bagging_fraction": 0.8,
-                 "bagging_freq": 1, "lambda_l2": 1.0, "verbose": -1, "num_threads": 2}
+                 "bagging_freq": 1, "lambda_l2": 1.0, "verbose": -1, "num_threads": 1}
+MAX_NEGATIVES = 100_000  # unflagged accounts fitted on at most (weighted up): bounds the cost
 MAX_ROUNDS = 400
 PATIENCE = 40
 HOLDOUT = 0.25
@@ -105,11 +106,17 @@ class AccountRanker:
             raise ValueError("the account ranker needs flagged and unflagged accounts in its "
                              "training period")
         rng = np.random.default_rng(seed)
+        negatives = int((labels == 0).sum())
+        share = min(1.0, MAX_NEGATIVES / max(negatives, 1))
+        kept = (labels == 1) | (rng.random(len(labels)) < share)
+        table, labels = table[kept], labels[kept]
+        weight = np.where(labels == 1, 1.0, 1.0 / share)
         held = rng.random(len(labels)) < HOLDOUT
         if labels[held].max(initial=0) == 0 or labels[~held].max(initial=0) == 0:
             held = np.arange(len(labels)) % 4 == 0
-        train = lgb.Dataset(table[~held], labels[~held], free_raw_data=False)
-        valid = lgb.Dataset(table[held], labels[held], reference=train)
+        train = lgb.Dataset(table[~held], labels[~held], weight=weight[~held],
+                            free_raw_data=False)
+        valid = lgb.Dataset(table[held], labels[held], weight=weight[held], reference=train)
         booster = lgb.train({**RANKER_PARAMS, "seed": seed}, train, MAX_ROUNDS,
                             valid_sets=[valid],
                             callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
