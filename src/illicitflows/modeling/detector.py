@@ -18,6 +18,7 @@ import pandas as pd
 from illicitflows.modeling.accounts import AccountRanker
 from illicitflows.modeling.isolation import IsolationModel
 from illicitflows.modeling.lgbm import LightGBMModel
+from illicitflows.modeling.ranking import Ranking
 from illicitflows.progress import StepCallback, no_progress
 from illicitflows.validation import LateRecordError
 
@@ -26,6 +27,8 @@ BUILDER = "builder.pkl"
 LIGHTGBM_FILE = "model.txt"
 ISOLATION_FILE = "model.pkl"
 RANKER_FILE = "account_ranker.txt"
+RANKING_FILE = "ranking.json"
+REVENUE_FILE = "revenue_model.txt"
 
 
 class FeatureBuilder(Protocol):
@@ -63,6 +66,7 @@ class Detector:
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
     account_ranker: AccountRanker | None = None  # the account review's (transactions)
+    ranking: Ranking | None = None  # none: the score is the model's probability
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Features of a file scored on its own: it continues from where training left off
@@ -74,7 +78,10 @@ class Detector:
             return self.builder.transform(frame, self.builder.new_state())
 
     def score_features(self, features: pd.DataFrame) -> np.ndarray:
-        return self.model.score(features)
+        """The score compared with the threshold: the model's probability, or the inspection
+        priority of the ranking policy (:mod:`illicitflows.modeling.ranking`)."""
+        probability = self.model.score(features)
+        return probability if self.ranking is None else self.ranking.score(probability, features)
 
     def score(self, frame: pd.DataFrame, state: Any = None) -> pd.DataFrame:
         """Score validated canonical records: ``score`` and ``flagged`` per record."""
@@ -94,6 +101,10 @@ class Detector:
         (directory / BUILDER).write_bytes(pickle.dumps(self.builder))
         if self.account_ranker is not None:
             (directory / RANKER_FILE).write_text(self.account_ranker.to_text())
+        if self.ranking is not None:
+            (directory / RANKING_FILE).write_text(self.ranking.to_json())
+            if self.ranking.revenue_model is not None:
+                (directory / REVENUE_FILE).write_text(self.ranking.revenue_model.to_text())
         manifest = {"domain": self.domain, "model_kind": self.model.kind,
                     "threshold": self.threshold, "features_version": self.builder.version,
                     "feature_names": self.builder.feature_names, "info": self.info}
@@ -114,4 +125,13 @@ class Detector:
                   if (directory / RANKER_FILE).exists() else None)
         return cls(domain=manifest["domain"], builder=builder, model=model,
                    threshold=float(manifest["threshold"]), info=manifest.get("info", {}),
-                   account_ranker=ranker)
+                   account_ranker=ranker, ranking=_load_ranking(directory))
+
+
+def _load_ranking(directory: Path) -> Ranking | None:
+    """The ranking policy saved beside the model, if any (older artifacts have none)."""
+    if not (directory / RANKING_FILE).exists():
+        return None
+    revenue = directory / REVENUE_FILE
+    head = LightGBMModel.from_text(revenue.read_text()) if revenue.exists() else None
+    return Ranking.from_json((directory / RANKING_FILE).read_text(), head)

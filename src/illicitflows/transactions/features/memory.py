@@ -26,13 +26,17 @@ SENT, RECEIVED = 0, 1
 
 
 @njit(cache=True)
-def _read(a, t, window, recent, level, ring_t, ring_s, ring_in, out, i, col):
-    """Summarise account ``a``'s remembered scores within ``window`` before time ``t``."""
+def _read(a, t, window, recent, level, ring_t, ring_s, ring_in, ring_pos, out, i, col):
+    """Summarise account ``a``'s remembered scores within ``window`` before time ``t``,
+    oldest first: the sum then depends only on what the account remembers, not on where its
+    ring starts (a recycled account slot starts its ring over)."""
     best = best_recent = best_in = best_out = -1.0
     alerts = count = 0
     total = 0.0
     last_alert = -1
-    for k in range(ring_t.shape[1]):
+    depth = ring_t.shape[1]
+    for j in range(depth):
+        k = (ring_pos[a] + j) % depth
         stamp = ring_t[a, k]
         if stamp < 0 or stamp < t - window or stamp >= t:
             continue
@@ -86,5 +90,7 @@ def remember(t, src, dst, scores, window, recent, level, ring_t, ring_s, ring_in
             pending = i
         if i == n:
             break
-        _read(src[i], t[i], window, recent, level, ring_t, ring_s, ring_in, out, rows[i], 0)
-        _read(dst[i], t[i], window, recent, level, ring_t, ring_s, ring_in, out, rows[i], width)
+        _read(src[i], t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out,
+              rows[i], 0)
+        _read(dst[i], t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out,
+              rows[i], width)
