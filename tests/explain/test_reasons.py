@@ -15,7 +15,7 @@ from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.lgbm import LightGBMModel
 from illicitflows.transactions.features.catalog import TRANSACTION_SPECS
 
-SPECS = [s for s in TRANSACTION_SPECS if s.name in ("weekday", "amount_usd", "round_amount_100")]
+SPECS = [s for s in TRANSACTION_SPECS if s.name in ("hour", "amount_usd", "round_amount_100")]
 
 
 @dataclass
@@ -26,13 +26,13 @@ class SpecsOnly:
 
 
 def small_detector(threshold: float = 0.5) -> tuple[Detector, pd.DataFrame]:
-    """Laundering on Sundays with large round amounts; a model fitted to it."""
+    """Laundering at 3 in the night with large round amounts; a model fitted to it."""
     rng = np.random.default_rng(0)
     n = 3000
     features = pd.DataFrame({"amount_usd": rng.lognormal(7, 1, n),
                              "round_amount_100": rng.integers(0, 2, n).astype(float),
-                             "weekday": rng.integers(0, 7, n).astype(float)})
-    y = ((features["weekday"] == 6) & (features["amount_usd"] > 1000)
+                             "hour": rng.integers(0, 24, n).astype(float)})
+    y = ((features["hour"] == 3) & (features["amount_usd"] > 1000)
          & (features["round_amount_100"] == 1)).to_numpy(dtype=int)
     booster = lgb.train({"objective": "binary", "verbosity": -1, "num_leaves": 7, "seed": 0,
                          "num_threads": 1}, lgb.Dataset(features, y), num_boost_round=40)
@@ -43,21 +43,21 @@ def small_detector(threshold: float = 0.5) -> tuple[Detector, pd.DataFrame]:
 
 def test_flagged_records_get_red_flags_only_and_unflagged_ones_both_sides() -> None:
     detector, features = small_detector()
-    suspicious = features.assign(weekday=6.0, amount_usd=5000.0, round_amount_100=1.0).iloc[:1]
-    ordinary = features.assign(weekday=1.0, amount_usd=50.0, round_amount_100=0.0).iloc[:1]
+    suspicious = features.assign(hour=3.0, amount_usd=5000.0, round_amount_100=1.0).iloc[:1]
+    ordinary = features.assign(hour=10.0, amount_usd=50.0, round_amount_100=0.0).iloc[:1]
     both = pd.concat([suspicious, ordinary], ignore_index=True)
     scores = detector.score_features(both)
     assert scores[0] >= detector.threshold > scores[1]
     flagged, unflagged = explain(detector, both, top_k=3)
 
     assert flagged.reasons and {r.direction for r in flagged.reasons} == {RAISES}
-    assert "made on a Sunday" in [r.sentence for r in flagged.reasons]
+    assert "made between 03:00 and 04:00 (night)" in [r.sentence for r in flagged.reasons]
     assert all(r.contribution > 0 for r in flagged.reasons)
 
     lowering = [r for r in unflagged.reasons if r.direction == LOWERS]
     assert lowering and all(r.contribution < 0 for r in lowering)
     assert all(r.contribution > 0 for r in unflagged.reasons if r.direction == RAISES)
-    assert "made on a Tuesday" in [r.sentence for r in lowering]
+    assert "made between 10:00 and 11:00" in [r.sentence for r in lowering]
     assert "not a round amount" in [r.sentence for r in lowering]
     record = lowering[0].as_dict()
     assert {"feature", "value", "contribution", "family", "sentence"} <= set(record)
@@ -66,7 +66,7 @@ def test_flagged_records_get_red_flags_only_and_unflagged_ones_both_sides() -> N
 
 def test_the_caller_may_say_which_records_are_flagged() -> None:
     detector, features = small_detector()
-    ordinary = features.assign(weekday=1.0, amount_usd=50.0, round_amount_100=0.0).iloc[:1]
+    ordinary = features.assign(hour=10.0, amount_usd=50.0, round_amount_100=0.0).iloc[:1]
     (explained,) = explain(detector, ordinary, top_k=2, flagged=np.array([True]))
     assert {r.direction for r in explained.reasons} <= {RAISES}
     (explained,) = explain(detector, ordinary, top_k=2)

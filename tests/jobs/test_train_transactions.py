@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -53,7 +54,8 @@ def train(ws: dict[str, Path], config: Path, out: str) -> dict:
 def test_train_registers_a_challenger_with_the_metrics_document(workspace) -> None:
     document = train(workspace, workspace["config"], "m1.json")
     test = document["test"]
-    for key in ("f1", "precision", "recall", "pr_auc", "roc_auc", "account_pr_auc"):
+    for key in ("f1", "precision", "recall", "pr_auc", "roc_auc", "account_pr_auc",
+                "account_max_pr_auc"):
         assert 0.0 <= test[key] <= 1.0
     assert set(test["recall_at_budget"]) == {"0.001", "0.005", "0.01"}
     assert test["per_typology_recall"]
@@ -88,3 +90,48 @@ def test_promotion_gate_refuses_a_worse_challenger(workspace) -> None:
     forced = runner.invoke(app, ["promote", "transactions", "--tracking-uri", workspace["uri"],
                                  "--force", "--reason", "drill"])
     assert forced.exit_code == 0, forced.output
+
+
+def test_unknown_baseline_is_refused_before_any_training(workspace) -> None:
+    result = CliRunner().invoke(app, [
+        "train", "transactions", "--data", str(workspace["transactions"]), "--config",
+        str(workspace["config"]), "--tracking-uri", workspace["uri"], "--baseline", "gpf"])
+    assert result.exit_code == 2
+    assert "gpf" in result.output and "gfp" in result.output
+
+
+def test_review_ranks_the_periods_accounts_with_reasons_and_networks(workspace) -> None:
+    out = workspace["root"] / "review.json"  # version 1: the first test's full model
+    result = CliRunner().invoke(app, [
+        "review", "transactions", "--data", str(workspace["transactions"]), "--from",
+        "2022-09-08", "--to", "2022-09-10", "--model", "1", "--tracking-uri",
+        workspace["uri"], "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    reviewed = json.loads(out.read_text())
+    assert [row["rank"] for row in reviewed] == list(range(1, len(reviewed) + 1))
+    scores = [row["review_score"] for row in reviewed]
+    assert scores == sorted(scores, reverse=True)
+    flagged = [row for row in reviewed if row["flagged"]]
+    assert flagged and all(row["families"] and row["transfers"] for row in flagged[:5])
+    assert all(row["transfers"].startswith("2022-09-0") for row in reviewed[:20])
+    assert {row["period_end"] for row in reviewed} == {"2022-09-10 00:00:00"}
+
+
+def test_review_reads_nothing_from_the_periods_end_on(workspace) -> None:
+    from illicitflows.jobs.account_review import review_accounts
+    from illicitflows.tracking.registry import load_detector
+    from illicitflows.tracking.setup import configure
+    from illicitflows.transactions.io import load_transactions
+
+    configure(workspace["uri"])
+    detector, _ = load_detector("transactions", "1")
+    frame = load_transactions(workspace["transactions"]).frame
+    start, end = pd.Timestamp("2022-09-07"), pd.Timestamp("2022-09-09")
+    before = review_accounts(detector, frame, start, end)
+    later = frame["timestamp"] >= end
+    changed = frame.copy()
+    changed.loc[later, "amount_paid"] = changed.loc[later, "amount_paid"] * 7  # the future
+    changed.loc[later, "to_account"] = changed.loc[later, "from_account"].to_numpy()[::-1]
+    pd.testing.assert_frame_equal(review_accounts(detector, changed, start, end), before)
+    in_period = int(((frame["timestamp"] >= start) & ~later).sum())
+    assert before["period_transfers"].sum() == 2 * in_period  # each transfer has two ends

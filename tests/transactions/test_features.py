@@ -12,7 +12,7 @@ from illicitflows.transactions.features import (
     LateRecordError,
     TransactionFeatureBuilder,
 )
-from illicitflows.transactions.features.builder import time_order
+from illicitflows.transactions.features.builder import canonical_order, time_order
 
 START = pd.Timestamp("2022-09-01 08:00")
 
@@ -61,13 +61,66 @@ def test_chunk_by_chunk_with_history_equals_one_pass() -> None:
     pd.testing.assert_frame_equal(pd.concat(chunks), full)
 
 
-def test_input_order_does_not_matter_but_ties_follow_it() -> None:
+def test_input_order_does_not_matter_even_among_ties() -> None:
     frame = random_transactions(n=500)
     builder = TransactionFeatureBuilder().fit(frame)
     shuffled = frame.sample(frac=1.0, random_state=1)
     a = builder.transform(frame)
-    b = builder.transform(shuffled.sort_values("timestamp", kind="stable"))
+    b = builder.transform(shuffled)
     pd.testing.assert_frame_equal(a.loc[b.index], b)
+
+
+def day_steps(n: int = 3000, accounts: int = 200, days: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Transactions on whole days only (AMLSim-style steps): many share a timestamp."""
+    frame = random_transactions(n=n, accounts=accounts, seed=seed)
+    rng = np.random.default_rng(seed)
+    frame["timestamp"] = START.normalize() + pd.to_timedelta(
+        np.sort(rng.integers(0, days, n)), unit="D")
+    return frame
+
+
+def test_transfers_sharing_a_timestamp_are_simultaneous() -> None:
+    # Same day: B forwards what A sent; neither sees the other, whatever the input order.
+    day = [("A", "B", 0, 5000.0), ("B", "C", 0, 4900.0)]
+    for rows in (day, day[::-1]):
+        features = build(edges(rows + [("C", "D", 60, 4800.0)]))
+        by_pair = features.set_index(edges(rows + [("C", "D", 60, 4800.0)])["to_account"])
+        assert by_pair.loc["C", "pass_through_chain_depth"] == 0  # B -> C sees no A -> B
+        assert np.isnan(by_pair.loc["C", "sender_hours_since_previous"])
+        assert by_pair.loc["C", "sender_in_count_1h"] == 0
+        assert by_pair.loc["C", "sender_out_count_1h"] == 1  # itself
+        assert by_pair.loc["D", "pass_through_chain_depth"] == 1  # a later hour sees B -> C
+
+
+def test_shuffling_transfers_within_a_timestamp_keeps_every_feature() -> None:
+    frame = day_steps()
+    builder = with_memory(frame, level=0.8)
+    one_pass = builder.transform(frame)
+    assert one_pass["sender_prior_risk_alerts"].max() > 0
+    shuffled = frame.sample(frac=1.0, random_state=3).sort_values("timestamp", kind="stable")
+    pd.testing.assert_frame_equal(builder.transform(shuffled).loc[frame.index], one_pass)
+    ordered = frame.iloc[canonical_order(frame)]
+    base = TransactionFeatureBuilder().fit(frame)
+    state = base.new_state()  # chunks cut inside days, as training and the service may
+    chunks = [base.transform(ordered.iloc[i:i + 77], state) for i in range(0, len(ordered), 77)]
+    pd.testing.assert_frame_equal(pd.concat(chunks).loc[frame.index], base.transform(frame))
+    state = builder.new_state()  # the memory: chunks of whole days
+    days = [builder.transform(day, state) for _, day in ordered.groupby("timestamp")]
+    pd.testing.assert_frame_equal(pd.concat(days).loc[frame.index], one_pass)
+    memory = builder.memory_features(time_order(shuffled), AmountScorer().score(
+        builder.transform(shuffled)), stage=0)
+    pd.testing.assert_frame_equal(memory.loc[frame.index],
+                                  one_pass[memory.columns.tolist()].astype(np.float32))
+
+
+def test_no_calendar_features_shifting_the_calendar_changes_nothing() -> None:
+    """A model learns the calendar of its training weeks from weekday-like features; none is
+    computed: moving the data by days that change every weekday keeps every feature."""
+    frame = random_transactions(n=800)
+    builder = TransactionFeatureBuilder().fit(frame)
+    shifted = frame.assign(timestamp=frame["timestamp"] + pd.Timedelta(days=3))
+    pd.testing.assert_frame_equal(builder.transform(shifted), builder.transform(frame))
+    assert not {"weekday", "day_of_week", "day", "month"} & set(builder.feature_names)
 
 
 def test_late_record_is_refused_with_row_and_field() -> None:

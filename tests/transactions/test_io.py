@@ -111,3 +111,17 @@ def test_amlsim_marks_laundering_when_both_ends_are_flagged(fixtures: Path,
 def test_amlsim_without_accounts_file_says_so(fixtures: Path) -> None:
     with pytest.raises(SchemaError, match="--accounts"):
         load_transactions(fixtures / "amlsim" / "transactions.csv")
+
+
+def test_amlsim_published_sample_columns_load_with_their_transaction_labels(
+        tmp_path: Path) -> None:
+    (tmp_path / "transactions.csv").write_text(
+        "TX_ID,SENDER_ACCOUNT_ID,RECEIVER_ACCOUNT_ID,TX_TYPE,TX_AMOUNT,TIMESTAMP,IS_FRAUD,"
+        "ALERT_ID\n1,0,1,TRANSFER,465.05,0,False,-1\n2,1,2,TRANSFER,570.25,3,True,1\n")
+    (tmp_path / "accounts.csv").write_text(
+        "ACCOUNT_ID,CUSTOMER_ID,INIT_BALANCE,COUNTRY,ACCOUNT_TYPE,IS_FRAUD,TX_BEHAVIOR_ID\n"
+        "0,C0,100,US,I,False,1\n1,C1,100,US,I,True,1\n2,C2,100,US,I,True,1\n")
+    loaded = load_transactions(tmp_path / "transactions.csv", accounts=tmp_path / "accounts.csv")
+    assert loaded.frame["is_laundering"].tolist() == [0, 1]
+    assert loaded.frame["timestamp"].dt.day.tolist() == [1, 4]
+    assert loaded.accounts["is_laundering"].tolist() == [0, 1, 1]

@@ -214,3 +214,31 @@ def test_write_simulation_writes_ibm_csv_and_patterns(tmp_path: Path) -> None:
     patterns = read_patterns(paths["patterns"])
     assert len(patterns) == sim.frame["is_laundering"].sum()
     assert patterns["attempt_id"].nunique() == len(sim.attempts)
+
+
+def test_day_steps_spread_attempts_over_weeks_and_write_amlsim(tmp_path: Path) -> None:
+    config = SimulationConfig(accounts=3000, days=90, transactions_per_account_day=0.05,
+                              laundering_rate=0.02, time_step="day", pattern_span_scale=24,
+                              seed=4)
+    sim = simulate_transactions(config)
+    frame = sim.frame
+    assert (frame["timestamp"] == frame["timestamp"].dt.normalize()).all()
+    assert len(frame) < 0.1 * 3000 * 90  # scheduled payments thinned to the sparse volume
+    spans = (sim.attempts["end"] - sim.attempts["start"]).dt.days
+    assert spans.median() >= 3 and spans.max() >= 14  # days and weeks, not hours
+    paths = write_simulation(sim, tmp_path / "amlsim", "amlsim")
+    written = pd.read_csv(paths["transactions"])
+    assert list(written.columns) == ["tran_id", "sourceNodeId", "targetNodeId", "value", "time"]
+    assert written["time"].min() == 0 and written["time"].max() <= 89
+    loaded = load_transactions(paths["transactions"], accounts=paths["accounts"])
+    assert loaded.frame["from_bank"].eq("AMLSIM").all()  # banks, currencies, formats absent
+    flagged = loaded.accounts["is_laundering"] == 1
+    laundering_ends = set(frame.loc[frame["is_laundering"] == 1, "from_account"]) | set(
+        frame.loc[frame["is_laundering"] == 1, "to_account"])
+    assert flagged.sum() == len(laundering_ends)
+    assert loaded.frame["is_laundering"].sum() >= frame["is_laundering"].sum()  # both ends
+
+
+def test_time_step_is_checked() -> None:
+    with pytest.raises(ValueError, match="time_step"):
+        SimulationConfig(time_step="hour")

@@ -10,6 +10,7 @@ from illicitflows.cli import (
     keys,
     promote,
     report,
+    review,
     score,
     serve,
     simulate,
@@ -28,6 +29,7 @@ app.add_typer(validate.app, name="validate")
 app.add_typer(train.app, name="train")
 app.add_typer(promote.app, name="promote")
 app.add_typer(score.app, name="score")
+app.add_typer(review.app, name="review")
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")

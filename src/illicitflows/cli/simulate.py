@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,9 @@ app = typer.Typer(help="Write synthetic data with injected, labelled illicit flo
                   no_args_is_help=True)
 console = Console(stderr=True)
 
+TimeStep = Enum("TimeStep", {name: name for name in tx_sim.TIME_STEPS}, type=str)
+OutputFormat = Enum("OutputFormat", {"ibm": "ibm", "amlsim": "amlsim"}, type=str)
+
 OutDir = Annotated[Path, typer.Option("--out", help="Directory to write into (created).")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")]
 
@@ -29,13 +33,30 @@ def transactions(
         help="Share of transactions that are laundering (HI-Small: about 0.001).",
         min=0.0, max=0.5)] = 0.001,
     seed: Seed = 0,
+    transactions_per_account_day: Annotated[float, typer.Option(
+        help="Background volume per account and day (AMLSim samples: about 0.04; scheduled "
+             "payments are thinned to fit).", min=0.001)] = 1.0,
+    time_step: Annotated[TimeStep, typer.Option(
+        help="minute, or day: every timestamp on a whole day, as AMLSim's steps.")]
+    = TimeStep.minute,
+    pattern_span_scale: Annotated[float | None, typer.Option(
+        help="Laundering attempts last this many times longer (default: 24 with --time-step "
+             "day, so attempts of hours and days span days and weeks; else 1).", min=0.01)]
+    = None,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="ibm (AMLworld CSV + patterns.txt) or amlsim (transactions.csv + "
+        "accounts.csv, account labels only, no banks, currencies or formats).")]
+    = OutputFormat.ibm,
 ) -> None:
-    """Simulate payments (IBM AMLworld CSV) with laundering attempts (IBM patterns.txt)."""
+    """Simulate payments (IBM AMLworld CSV, or AMLSim output) with laundering attempts."""
+    scale = pattern_span_scale or (24.0 if time_step == TimeStep.day else 1.0)
     config = tx_sim.SimulationConfig(accounts=accounts, days=days,
-                                     laundering_rate=laundering_rate, seed=seed)
+                                     laundering_rate=laundering_rate, seed=seed,
+                                     transactions_per_account_day=transactions_per_account_day,
+                                     time_step=time_step.value, pattern_span_scale=scale)
     with progress_bar("simulate transactions", tx_sim.SIMULATION_STEPS + 1) as step:
         sim = tx_sim.simulate_transactions(config, progress=step)
-        paths = tx_sim.write_simulation(sim, out)
+        paths = tx_sim.write_simulation(sim, out, fmt.value)
         step("written")
     frame = sim.frame
     console.print(f"{len(frame):,} transactions, {int(frame['is_laundering'].sum()):,} laundering "

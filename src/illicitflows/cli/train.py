@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,11 +26,19 @@ from illicitflows.jobs.config import (
     TransactionsPipeline,
     load_pipeline,
 )
-from illicitflows.jobs.train_transactions import TRAIN_STEPS, TrainRequest, train_transactions
+from illicitflows.jobs.train_transactions import (
+    BASELINES,
+    TRAIN_STEPS,
+    TrainRequest,
+    train_transactions,
+)
 from illicitflows.progress import progress_bar
 
 app = typer.Typer(help="Train a detector; the model is registered with alias 'challenger'.",
                   no_args_is_help=True)
+
+TransactionsBaseline = Enum("TransactionsBaseline", {name: name for name in BASELINES},
+                            type=str)  # a typer choice: unknown names fail at parse time
 
 SplitFractions = Annotated[str | None, typer.Option(
     help="Temporal split by whole days, e.g. 0.6,0.2,0.2 (overrides the config).")]
@@ -86,9 +95,9 @@ def transactions(
         "pipelines/transactions.yaml"),
     split_fractions: SplitFractions = None,
     split_dates: SplitDates = None,
-    baseline: Annotated[str | None, typer.Option(
-        help="Also train the peer on the same split: gfp (IBM Graph Feature Preprocessor).")]
-    = None,
+    baseline: Annotated[TransactionsBaseline | None, typer.Option(
+        help="Also train the peer on the same split: gfp (IBM Graph Feature Preprocessor). "
+             "Any other name is refused before training.")] = None,
     metrics_out: MetricsOut = None,
     tracking_uri: TrackingUri = None,
     strict: Strict = False,
@@ -99,7 +108,8 @@ def transactions(
     pipeline = with_split(load_pipeline(config, TransactionsPipeline), split_fractions,
                           split_dates)
     request = TrainRequest(data=data, pipeline=pipeline, fmt=fmt, accounts=accounts,
-                           patterns=patterns, baseline=baseline, tracking_uri=tracking_uri,
+                           patterns=patterns, baseline=baseline.value if baseline else None,
+                           tracking_uri=tracking_uri,
                            quarantine=default_quarantine(data, quarantine), strict=strict,
                            labels=labels)
     with progress_bar("train transactions", TRAIN_STEPS) as step:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from illicitflows.jobs.account_review import AccountReview, account_keys, fit_and_evaluate
 from illicitflows.jobs.config import TransactionsPipeline
 from illicitflows.jobs.feedback import apply_analyst_labels
 from illicitflows.jobs.risk_memory import add_risk_memory
@@ -30,12 +31,15 @@ from illicitflows.modeling.metrics import (
 from illicitflows.modeling.split import split_by_dates, split_by_fractions
 from illicitflows.progress import StepCallback, no_progress
 from illicitflows.transactions.features import TransactionFeatureBuilder
+from illicitflows.transactions.features.builder import canonical_order
+from illicitflows.transactions.features.config import SCALE_SETS
 from illicitflows.transactions.io import load_transactions
 from illicitflows.transactions.patterns import label_typologies, read_patterns
 from illicitflows.transactions.schema import LABEL
 
-TRAIN_STEPS = 6
+TRAIN_STEPS = 7
 GFP_NAME = "gfp+lightgbm"
+BASELINES = ("gfp",)  # peers --baseline accepts
 FEATURE_CHUNK = 250_000  # rows per transform call: bounds the builder's temporary arrays
 
 
@@ -56,14 +60,12 @@ class TrainRequest:
     labels: Path | None = None
 
 
-def account_keys(bank: pd.Series, account: pd.Series) -> np.ndarray:
-    return (bank.astype(str) + "|" + account.astype(str)).to_numpy(dtype=object)
-
-
 def evaluate(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, threshold: float,
              test: np.ndarray, typology: pd.Series | None,
              accounts: pd.Series | None) -> dict[str, Any]:
-    """Test metrics of one model: F1 at the threshold, ranking, budgets, typologies, accounts."""
+    """Test metrics of one model: F1 at the threshold, ranking, budgets, typologies, and the
+    accounts ranked by their highest transfer score (``account_max_pr_auc``; the account
+    review's ranking is ``account_pr_auc``, :func:`review_metrics`)."""
     yt, st = y[test], scores[test]
     senders = account_keys(frame["from_bank"][test], frame["from_account"][test])
     receivers = account_keys(frame["to_bank"][test], frame["to_account"][test])
@@ -71,7 +73,8 @@ def evaluate(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, threshold: 
         senders, receivers, yt)
     metrics: dict[str, Any] = {**threshold_metrics(yt, st, threshold), **ranking_metrics(yt, st),
                                "recall_at_budget": recall_at_budgets(yt, st),
-                               "account_pr_auc": account_pr_auc(senders, receivers, st, labels)}
+                               "account_max_pr_auc": account_pr_auc(senders, receivers, st,
+                                                                    labels)}
     metrics["per_typology_recall"] = ({} if typology is None else
                                       recall_by_group(yt, st >= threshold,
                                                       typology.to_numpy()[test]))
@@ -82,7 +85,7 @@ def build_features(builder: TransactionFeatureBuilder, frame: pd.DataFrame,
                    chunk: int = FEATURE_CHUNK) -> pd.DataFrame:
     """The features of ``frame`` as one float32 matrix, transformed in time-ordered chunks that
     share one history: the same features as one pass, with chunk-sized temporaries."""
-    order = np.argsort(frame["timestamp"].to_numpy(dtype="datetime64[s]"), kind="stable")
+    order = canonical_order(frame)
     names = builder.feature_names
     matrix = np.empty((len(frame), len(names)), dtype=DTYPE, order="F")
     state = builder.new_state()
@@ -116,9 +119,11 @@ def _baseline(frame: pd.DataFrame, y: np.ndarray, splits: np.ndarray,
     features_s = time.perf_counter() - started
     fitted = fit_scoring_model(features, y, splits, pipeline.baseline_model, pipeline.threshold,
                                peer.categorical_features, pipeline.seed)
-    return {"name": GFP_NAME, "threshold": fitted.threshold,
-            "test": evaluate(frame, y, fitted.scores, fitted.threshold, splits == "test",
-                             typology, accounts),
+    test = evaluate(frame, y, fitted.scores, fitted.threshold, splits == "test", typology,
+                    accounts)
+    test |= fit_and_evaluate(frame, splits, fitted.scores, fitted.threshold, accounts,
+                             pipeline.seed).metrics  # the same account review, on its scores
+    return {"name": GFP_NAME, "threshold": fitted.threshold, "test": test,
             "timings": {"features_s": features_s,
                         "train_s": time.perf_counter() - started - features_s}}
 
@@ -136,6 +141,9 @@ def train_transactions(request: TrainRequest,
                        progress: StepCallback = no_progress) -> dict[str, Any]:
     """Run the whole pipeline; returns the metrics document (``--metrics-out``)."""
     pipeline = request.pipeline
+    if request.baseline is not None and request.baseline not in BASELINES:
+        raise ValueError(f"unknown transactions baseline {request.baseline!r}; use one of "
+                         f"{', '.join(BASELINES)}")  # before any work, not after training
     loaded = load_transactions(request.data, request.fmt, request.accounts,
                                strict=request.strict, quarantine=request.quarantine)
     frame, analyst = apply_analyst_labels(loaded.frame, request.labels, "transactions")
@@ -163,10 +171,17 @@ def train_transactions(request: TrainRequest,
 
     accounts = _account_labels(loaded.accounts)
     test = splits == "test"
+    review: AccountReview = fit_and_evaluate(frame, splits, fitted.scores, fitted.threshold,
+                                             accounts, pipeline.seed)
+    progress("account review")
     document: dict[str, Any] = {
         "detector": "transactions",
         "threshold": fitted.threshold,
-        "test": evaluate(frame, y, fitted.scores, fitted.threshold, test, typology, accounts),
+        "time_scale": {"chosen": builder.config.time_scale,
+                       "profile": builder.time_profile_.as_dict(),
+                       **{name: getattr(builder.config, name) for name in SCALE_SETS["hours"]}},
+        "test": evaluate(frame, y, fitted.scores, fitted.threshold, test, typology, accounts)
+        | review.metrics,
         "valid": {**threshold_metrics(y[splits == "valid"], fitted.scores[splits == "valid"],
                                       fitted.threshold),
                   **ranking_metrics(y[splits == "valid"], fitted.scores[splits == "valid"])},
@@ -180,12 +195,12 @@ def train_transactions(request: TrainRequest,
     progress("evaluated")
     if request.baseline == "gfp":
         document["baseline"] = _baseline(frame, y, splits, pipeline, typology, accounts)
-    elif request.baseline:
-        raise ValueError(f"unknown transactions baseline {request.baseline!r}; use gfp")
     progress("baseline")
 
     detector = Detector("transactions", builder, fitted.model, fitted.threshold,
-                        info={"test": document["test"], "rows": document["rows"]})
+                        info={"test": document["test"], "rows": document["rows"],
+                              "time_scale": document["time_scale"]},
+                        account_ranker=review.ranker)
     record = TrainingRecord(detector=detector, pipeline=pipeline, document=document,
                             inputs=[request.data, request.accounts, request.patterns,
                                     request.labels],

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from illicitflows.modeling.accounts import AccountRanker
 from illicitflows.modeling.isolation import IsolationModel
 from illicitflows.modeling.lgbm import LightGBMModel
 from illicitflows.modeling.ranking import Ranking
@@ -25,6 +26,7 @@ MANIFEST = "detector.json"
 BUILDER = "builder.pkl"
 LIGHTGBM_FILE = "model.txt"
 ISOLATION_FILE = "model.pkl"
+RANKER_FILE = "account_ranker.txt"
 RANKING_FILE = "ranking.json"
 REVENUE_FILE = "revenue_model.txt"
 
@@ -63,6 +65,7 @@ class Detector:
     model: ScoringModel
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
+    account_ranker: AccountRanker | None = None  # the account review's (transactions)
     ranking: Ranking | None = None  # none: the score is the model's probability
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -96,6 +99,8 @@ class Detector:
         else:
             (directory / ISOLATION_FILE).write_bytes(self.model.to_bytes())
         (directory / BUILDER).write_bytes(pickle.dumps(self.builder))
+        if self.account_ranker is not None:
+            (directory / RANKER_FILE).write_text(self.account_ranker.to_text())
         if self.ranking is not None:
             (directory / RANKING_FILE).write_text(self.ranking.to_json())
             if self.ranking.revenue_model is not None:
@@ -116,9 +121,11 @@ class Detector:
             model: ScoringModel = LightGBMModel.from_text((directory / LIGHTGBM_FILE).read_text())
         else:
             model = IsolationModel.from_bytes((directory / ISOLATION_FILE).read_bytes())
+        ranker = (AccountRanker.from_text((directory / RANKER_FILE).read_text())
+                  if (directory / RANKER_FILE).exists() else None)
         return cls(domain=manifest["domain"], builder=builder, model=model,
                    threshold=float(manifest["threshold"]), info=manifest.get("info", {}),
-                   ranking=_load_ranking(directory))
+                   account_ranker=ranker, ranking=_load_ranking(directory))
 
 
 def _load_ranking(directory: Path) -> Ranking | None:

@@ -18,6 +18,8 @@ from illicitflows.transactions.schema import (
     LABEL,
     TIMESTAMP_FORMAT,
     TRANSACTION_SCHEMA,
+    USD_PER_UNIT,
+    usd_rate,
 )
 from illicitflows.validation import SchemaError, ValidationResult, accept
 
@@ -49,38 +51,90 @@ def read_ibm_csv(path: Path) -> pd.DataFrame:
                        names=COLUMNS[: len(names)], engine="pyarrow")
 
 
+#: AMLSim transaction columns: canonical role -> the names AMLSim versions use for it
+#: (``tx_log``-style ``sourceNodeId``, the published samples' ``SENDER_ACCOUNT_ID``, the
+#: converted logs' ``orig_acct``).
+AMLSIM_COLUMNS = {
+    "source": ("sourceNodeId", "SENDER_ACCOUNT_ID", "orig_acct"),
+    "target": ("targetNodeId", "RECEIVER_ACCOUNT_ID", "bene_acct"),
+    "value": ("value", "TX_AMOUNT", "base_amt"),
+    "time": ("time", "TIMESTAMP", "tran_timestamp"),
+}
+AMLSIM_TX_LABELS = ("IS_FRAUD", "is_sar", "isFraud")
+
+
 def read_amlsim(transactions: Path, accounts: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """IBM AMLSim output as raw canonical transactions plus an account label table.
 
-    ``transactions.csv`` has ``sourceNodeId,targetNodeId,value,time`` (integer day steps from
-    :data:`AMLSIM_DAY0`); the accounts file is ``nodes.csv`` (``nodeid,isFraud``) or
-    ``accounts.csv`` (``ACCOUNT_ID,...,isFraud``). AMLSim labels accounts: a transaction is
-    laundering when both its ends are flagged accounts.
+    ``transactions.csv`` has a sender, receiver, amount and time (integer day steps from
+    :data:`AMLSIM_DAY0`, or dates) under any of the names in :data:`AMLSIM_COLUMNS`; the
+    accounts file is ``nodes.csv`` (``nodeid,isFraud``) or ``accounts.csv``
+    (``ACCOUNT_ID,...,isFraud``). AMLSim labels accounts: a transaction is laundering when the
+    file labels it (``IS_FRAUD``), else when both its ends are flagged accounts. AMLSim has no
+    banks, currencies or payment formats: one bank, US dollars and wires stand in for them.
     """
     tx = pd.read_csv(transactions)
-    missing = {"sourceNodeId", "targetNodeId", "value", "time"} - set(tx.columns)
+    found = {role: next((name for name in names if name in tx.columns), None)
+             for role, names in AMLSIM_COLUMNS.items()}
+    missing = [AMLSIM_COLUMNS[role][0] for role, name in found.items() if name is None]
     if missing:
-        raise SchemaError(f"{transactions}: AMLSim transactions lack column(s) {sorted(missing)}")
+        raise SchemaError(f"{transactions}: AMLSim transactions lack column(s) {missing} "
+                          f"(or their other names: {AMLSIM_COLUMNS})")
     labels = read_amlsim_accounts(accounts)
     flagged = set(labels.loc[labels["is_laundering"] == 1, "account"])
-    source = tx["sourceNodeId"].astype(str)
-    target = tx["targetNodeId"].astype(str)
-    steps = pd.to_numeric(tx["time"], errors="coerce")
+    source = tx[found["source"]].astype(str)
+    target = tx[found["target"]].astype(str)
+    time = tx[found["time"]]
+    steps = pd.to_numeric(time, errors="coerce")
+    tx_label = next((name for name in AMLSIM_TX_LABELS if name in tx.columns), None)
+    label = (tx[tx_label].astype(str).str.lower().isin({"1", "true"}) if tx_label
+             else source.isin(flagged) & target.isin(flagged))
     raw = pd.DataFrame({
         "timestamp": (AMLSIM_DAY0 + pd.to_timedelta(steps, unit="D")).dt.strftime(
-            TIMESTAMP_FORMAT).where(steps.notna(), tx["time"].astype(str)),
+            TIMESTAMP_FORMAT).where(steps.notna(), time.astype(str)),
         "from_bank": AMLSIM_BANK,
         "from_account": source,
         "to_bank": AMLSIM_BANK,
         "to_account": target,
-        "amount_received": tx["value"],
+        "amount_received": tx[found["value"]],
         "receiving_currency": AMLSIM_CURRENCY,
-        "amount_paid": tx["value"],
+        "amount_paid": tx[found["value"]],
         "payment_currency": AMLSIM_CURRENCY,
         "payment_format": AMLSIM_FORMAT,
-        LABEL: (source.isin(flagged) & target.isin(flagged)).astype(np.int8),
+        LABEL: label.astype(np.int8),
     })
     return raw, labels
+
+
+def write_amlsim(frame: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """Canonical labelled transactions as AMLSim output: ``transactions.csv``
+    (``tran_id,sourceNodeId,targetNodeId,value,time``: integer node ids, USD amounts, whole-day
+    steps from the first day) and ``accounts.csv`` (``ACCOUNT_ID,CUSTOMER_ID,INIT_BALANCE,
+    isFraud``: flagged when the account sends or receives a laundering transaction). Banks,
+    currencies, payment formats and transaction labels are left out, as AMLSim has none."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = pd.concat([frame["from_bank"].astype(str) + "|" + frame["from_account"].astype(str),
+                      frame["to_bank"].astype(str) + "|" + frame["to_account"].astype(str)],
+                     ignore_index=True)
+    ids, uniques = pd.factorize(keys)
+    n = len(frame)
+    days = frame["timestamp"].to_numpy(dtype="datetime64[D]")
+    steps = (days - days.min()).astype(np.int64) if n else np.zeros(0, np.int64)
+    value = frame["amount_paid"].to_numpy(dtype=np.float64) * usd_rate(
+        frame["payment_currency"], USD_PER_UNIT)
+    paths = {"transactions": out / "transactions.csv", "accounts": out / "accounts.csv"}
+    pd.DataFrame({"tran_id": np.arange(1, n + 1), "sourceNodeId": ids[:n],
+                  "targetNodeId": ids[n:], "value": np.round(value, 2), "time": steps}
+                 ).to_csv(paths["transactions"], index=False)
+    laundering = frame[LABEL].to_numpy(dtype=bool)
+    flagged = np.zeros(len(uniques), dtype=bool)
+    flagged[ids[:n][laundering]] = True
+    flagged[ids[n:][laundering]] = True
+    pd.DataFrame({"ACCOUNT_ID": np.arange(len(uniques)),
+                  "CUSTOMER_ID": [f"C{i}" for i in range(len(uniques))],
+                  "INIT_BALANCE": 0, "isFraud": flagged}).to_csv(paths["accounts"], index=False)
+    return paths
 
 
 def read_amlsim_accounts(path: Path) -> pd.DataFrame:
@@ -126,7 +180,8 @@ def detect_format(path: Path) -> TransactionFormat:
     if path.suffix.lower() in {".parquet", ".pq"}:
         return "parquet"
     header = list(pd.read_csv(path, nrows=0).columns)
-    return "amlsim" if "sourceNodeId" in header else "ibm"
+    sources = AMLSIM_COLUMNS["source"]
+    return "amlsim" if any(name in header for name in sources) else "ibm"
 
 
 def load_transactions(path: Path, fmt: TransactionFormat = "auto", accounts: Path | None = None,

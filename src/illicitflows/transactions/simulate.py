@@ -15,6 +15,7 @@ frame.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.progress import StepCallback, no_progress
-from illicitflows.transactions.io import write_ibm_csv
+from illicitflows.transactions.io import write_amlsim, write_ibm_csv
 from illicitflows.transactions.patterns import write_patterns
 from illicitflows.transactions.schema import COLUMNS, LABEL, USD_PER_UNIT
 
@@ -72,6 +73,7 @@ HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 2, 4, 7, 10, 12, 12, 12, 11, 11, 12, 12,
                          7, 6, 4, 3], dtype=np.float64)
 WEEKDAY_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 1.05, 0.6, 0.45])
 MINUTES_PER_DAY = 1440
+TIME_STEPS = ("minute", "day")
 #: Business popularity (customers, staff, suppliers) is Pareto with this shape, capped so that
 #: no single business takes more than a sliver of all payments at HI-Small scale.
 POPULARITY_ALPHA, POPULARITY_CAP, POPULARITY_FLOOR = 1.2, 50.0, 0.05
@@ -111,6 +113,8 @@ class SimulationConfig:
     reporting_threshold_usd: float = 10_000.0
     structuring_band: tuple[float, float] = (0.8, 0.999)  # deposits / threshold, laundering
     cash_deposit_band: tuple[float, float] = (0.5, 0.97)  # deposits / threshold, legitimate
+    time_step: str = "minute"  # "day": every timestamp on a whole day, as AMLSim's steps
+    pattern_span_scale: float = 1.0  # attempt spans x this (24: hours become days, i.e. weeks)
     typology_weights: Mapping[str, float] = field(
         default_factory=lambda: dict.fromkeys(TYPOLOGIES, 1.0))
     lookalike_weights: Mapping[str, float] = field(
@@ -122,6 +126,11 @@ class SimulationConfig:
                              f"{self.days}")
         if not 0.0 <= self.laundering_rate < 0.5:
             raise ValueError(f"laundering_rate must be in [0, 0.5), got {self.laundering_rate}")
+        if self.time_step not in TIME_STEPS:
+            raise ValueError(f"time_step must be one of {TIME_STEPS}, got {self.time_step!r}")
+        if self.pattern_span_scale <= 0:
+            raise ValueError(f"pattern_span_scale must be positive, got "
+                             f"{self.pattern_span_scale}")
         unknown = (set(self.typology_weights) | set(self.lookalike_weights)) - set(TYPOLOGIES)
         if unknown:
             raise ValueError(f"unknown typologies {sorted(unknown)}; known: {TYPOLOGIES}")
@@ -380,6 +389,10 @@ class _Edges:
         return cls(*(np.concatenate([getattr(p, name) for p in parts])
                      for name in cls.__dataclass_fields__))
 
+    def take(self, rows: np.ndarray) -> _Edges:
+        """The edges at ``rows`` (indices or a mask)."""
+        return type(self)(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+
     @property
     def size(self) -> int:
         return self.src.size
@@ -551,8 +564,11 @@ def _background(pop: _Population, config: SimulationConfig, clock: _Clock,
         _self_transfers(pop, round(target * config.self_transfer_share), clock, rng),
         _processed_payments(pop, round(target * config.processed_share / 2), config, clock, rng),
     ]
-    everyday = max(0, target - sum(part.size for part in scheduled)
-                   - round(target * config.lookalike_share))
+    room = target - round(target * config.lookalike_share)
+    planned = sum(part.size for part in scheduled)
+    if planned > room:  # a sparse feed (AMLSim-like volumes): keep a share of each
+        scheduled = [part.take(rng.random(part.size) < room / planned) for part in scheduled]
+    everyday = max(0, room - sum(part.size for part in scheduled))
     payees = _build_payees(pop, config, rng)
     return _Edges.concat([*scheduled, _everyday_payments(pop, payees, everyday, config, clock,
                                                          rng)])
@@ -810,8 +826,9 @@ def _degrees(hard: np.ndarray, config: SimulationConfig, rng: np.random.Generato
 
 
 def _windows(hard: np.ndarray, hours: tuple[float, float] | None, clock: _Clock,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Start minute and length of each attempt: hours when fast, days when hard."""
+             rng: np.random.Generator, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Start minute and length of each attempt: hours when fast, days when hard (times
+    ``scale``: 24 spreads them over days and weeks)."""
     n = hard.size
     if hours is None:
         fast = np.clip(_lognormal(360.0, 1.0, n, rng), 30, 3 * MINUTES_PER_DAY)
@@ -819,6 +836,7 @@ def _windows(hard: np.ndarray, hours: tuple[float, float] | None, clock: _Clock,
     else:
         fast = rng.uniform(hours[0], hours[1], n) * 60
         slow = rng.uniform(hours[1], 3 * hours[1], n) * 60
+    fast, slow = fast * scale, slow * scale
     span = np.minimum(np.where(hard, slow, fast), clock.minutes - 60).astype(np.int64)
     last_day = (clock.minutes - span) // MINUTES_PER_DAY
     start = clock.day(n, rng, last_day) * MINUTES_PER_DAY + clock.time_of_day(n, rng)
@@ -834,7 +852,7 @@ def _plan(spec: _Typology, budget: float, style: _Style, config: SimulationConfi
     edges = spec.n_edges(shape)
     keep = max(1, int(np.searchsorted(np.cumsum(edges) - edges, budget, side="left")))
     hard, shape = hard[:keep], shape[:keep]
-    start, span = _windows(hard, spec.hours, clock, rng)
+    start, span = _windows(hard, spec.hours, clock, rng, config.pattern_span_scale)
     base = np.where(hard, _lognormal(style.hard_amount_usd, config.amount_sigma, keep, rng),
                     _lognormal(style.amount_usd, config.amount_sigma, keep, rng))
     if spec.of_threshold:
@@ -973,10 +991,15 @@ def _text(values: np.ndarray | tuple[str, ...],
     return pd.array(list(values), dtype="str").take(codes)
 
 
-def _frame(edges: _Edges, pop: _Population, start: pd.Timestamp) -> pd.DataFrame:
-    """The canonical frame, sorted by time with a stable order, plus typology and attempt."""
+def _frame(edges: _Edges, pop: _Population, start: pd.Timestamp,
+           time_step: str = "minute") -> pd.DataFrame:
+    """The canonical frame, sorted by time with a stable order, plus typology and attempt;
+    with ``time_step`` day, every timestamp is its day's midnight."""
+    if time_step == "day":
+        edges = dataclasses.replace(edges, minute=edges.minute // MINUTES_PER_DAY
+                                    * MINUTES_PER_DAY)
     order = np.argsort(edges.minute, kind="stable")
-    edges = _Edges(*(getattr(edges, name)[order] for name in _Edges.__dataclass_fields__))
+    edges = edges.take(order)
     money = _price(edges, pop)
     stamps = np.datetime64(start.to_datetime64(), "m") + edges.minute
     frame = pd.DataFrame({
@@ -1028,13 +1051,21 @@ def simulate_transactions(config: SimulationConfig,
     progress("look-alikes")
     laundering, hard = _laundering(pop, background.size + lookalikes.size, config, clock, rng)
     progress("laundering")
-    frame = _frame(_Edges.concat([background, lookalikes, laundering]), pop, start)
+    frame = _frame(_Edges.concat([background, lookalikes, laundering]), pop, start,
+                   config.time_step)
     progress("frame")
     return SimulatedTransactions(frame=frame, attempts=_attempt_table(frame, hard))
 
 
-def write_simulation(sim: SimulatedTransactions, out_dir: Path) -> dict[str, Path]:
-    """Write ``transactions.csv`` (IBM format) and ``patterns.txt`` (IBM attempt blocks)."""
+def write_simulation(sim: SimulatedTransactions, out_dir: Path,
+                     fmt: str = "ibm") -> dict[str, Path]:
+    """Write ``transactions.csv`` (IBM format) and ``patterns.txt`` (IBM attempt blocks), or
+    with ``fmt`` amlsim, AMLSim's ``transactions.csv`` and ``accounts.csv`` (account labels
+    only, no banks, currencies or formats: :func:`~illicitflows.transactions.io.write_amlsim`)."""
+    if fmt == "amlsim":
+        return write_amlsim(sim.frame, out_dir)
+    if fmt != "ibm":
+        raise ValueError(f"simulation output format must be ibm or amlsim, got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"transactions": out / "transactions.csv", "patterns": out / "patterns.txt"}

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.progress import StepCallback, no_progress
-from illicitflows.transactions.features import kernel, memory
+from illicitflows.transactions.features import kernel, memory, scales
 from illicitflows.transactions.features.catalog import (
     CURRENCY_CODES,
     KERNEL_STATS,
@@ -39,8 +39,7 @@ from illicitflows.transactions.features.currency import amount_usd, implied_usd_
 from illicitflows.transactions.features.state import HistoryState, memory_rings
 from illicitflows.validation import LateRecordError
 
-FEATURES_VERSION = "transactions-features-4"
-EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+FEATURES_VERSION = "transactions-features-5"
 CHUNK = 250_000
 
 
@@ -73,8 +72,16 @@ class TransactionFeatureBuilder:
         return self
 
     def fit(self, frame: pd.DataFrame) -> TransactionFeatureBuilder:
-        """Learn USD rates from the data unless the configuration gives a table."""
+        """Learn USD rates from the data unless the configuration gives a table, and the time
+        scale (:mod:`.scales`) when the configuration leaves it to the data (``auto``)."""
         self.usd_per_unit_ = dict(self.config.usd_per_unit or implied_usd_rates(frame))
+        self.time_profile_ = scales.measure(frame)
+        scale = self.config.time_scale
+        if scale == "auto":
+            scale = scales.choose_scale(self.time_profile_)
+        self.config = self.config.with_time_scale(scale)
+        for name in ("specs", "feature_names", "categorical_features", "_inputs_by_round"):
+            self.__dict__.pop(name, None)
         return self
 
     @cached_property
@@ -119,12 +126,14 @@ class TransactionFeatureBuilder:
                   progress: StepCallback = no_progress) -> pd.DataFrame:
         """Features of every row of ``frame`` (same index), appending the rows to ``state``."""
         state = state if state is not None else self.new_state()
-        order, ordered, seconds = _time_ordered(frame)
+        usd = amount_usd(frame, self.usd_per_unit_)
+        _check_rates(frame, usd)
+        keys = _sender_receiver_keys(frame)
+        order, seconds = _canonical_order(frame, keys)
+        ordered, usd = frame.iloc[order], usd[order]
         _check_not_late(ordered, seconds, state)
-        usd = amount_usd(ordered, self.usd_per_unit_)
-        _check_rates(ordered, usd)
         state.reserve_edges(len(frame), np.asarray(self.config.windows_s, dtype=np.int64))
-        senders, receivers = self._account_ids(ordered, state)
+        senders, receivers = state.account_ids(keys[0][order]), state.account_ids(keys[1][order])
         columns = {**self._row_features(ordered, seconds, usd),
                    **self._run_kernel(seconds, senders, receivers, usd, state, progress)}
         for stage, model in enumerate(self.memory_models):
@@ -147,11 +156,6 @@ class TransactionFeatureBuilder:
         names = self._remember(stage, transfers.seconds, transfers.senders, transfers.receivers,
                                np.asarray(scores)[transfers.order], rings, transfers.order, out)
         return pd.DataFrame(out, columns=names, index=transfers.index, copy=False)
-
-    @staticmethod
-    def _account_ids(frame: pd.DataFrame, state: HistoryState) -> tuple[np.ndarray, np.ndarray]:
-        return (state.account_ids(_account_keys(frame["from_bank"], frame["from_account"])),
-                state.account_ids(_account_keys(frame["to_bank"], frame["to_account"])))
 
     def _remember(self, stage: int, seconds: np.ndarray, senders: np.ndarray,
                   receivers: np.ndarray, scores: np.ndarray,
@@ -184,7 +188,6 @@ class TransactionFeatureBuilder:
             "payment_format": _codes(frame["payment_format"], PAYMENT_FORMAT_CODES),
             "payment_currency": _codes(frame["payment_currency"], CURRENCY_CODES),
             "hour": ((seconds // 3600) % 24).astype(np.float64),
-            "weekday": ((seconds // 86400 + EPOCH_WEEKDAY) % 7).astype(np.float64),
         }
 
     def _near_threshold(self, usd: np.ndarray) -> np.ndarray:
@@ -266,27 +269,35 @@ class TimeOrder:
 
 
 def time_order(frame: pd.DataFrame) -> TimeOrder:
-    """:class:`TimeOrder` of ``frame`` (ties keep input order), read column by column rather
-    than through a time-ordered copy of the frame."""
-    order, seconds = _order_and_seconds(frame)
-    ids, uniques = pd.factorize(np.concatenate([
-        _account_keys(frame["from_bank"], frame["from_account"]),
-        _account_keys(frame["to_bank"], frame["to_account"])]))
+    """:class:`TimeOrder` of ``frame`` (the order :meth:`TransactionFeatureBuilder.transform`
+    uses), read column by column rather than through a time-ordered copy of the frame."""
+    ids, uniques = pd.factorize(np.concatenate(_sender_receiver_keys(frame)), sort=True)
+    order, seconds = _canonical_order(frame, ids)
     n = len(frame)
     return TimeOrder(order, seconds, ids[:n][order], ids[n:][order], len(uniques), frame.index)
 
 
-def _time_ordered(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
-    """(order, rows in time order, their seconds); ties keep input order."""
-    order, seconds = _order_and_seconds(frame)
-    return order, frame.iloc[order], seconds
+def canonical_order(frame: pd.DataFrame) -> np.ndarray:
+    """Input positions in the order the features process transfers (:func:`_canonical_order`)."""
+    return _canonical_order(frame, _sender_receiver_keys(frame))[0]
 
 
-def _order_and_seconds(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Input positions in time order (ties keep input order) and their epoch seconds."""
-    stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]")
+def _canonical_order(frame: pd.DataFrame, accounts: tuple[np.ndarray, np.ndarray] | np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Input positions in time order and their epoch seconds. Transfers sharing a timestamp
+    are put in an order of their own content (sender, receiver, amount), not the input's: with
+    coarse timestamps the input order of a day's transfers is arbitrary, and the searches that
+    visit only an account's latest edges must not depend on it. ``accounts``: the sender and
+    receiver keys, or their codes in key order (senders then receivers) when already made."""
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)
     order = np.argsort(stamps, kind="stable")
-    return order, stamps[order].astype(np.int64)
+    if len(stamps) > 1 and (np.diff(stamps[order]) == 0).any():
+        codes = (accounts if isinstance(accounts, np.ndarray)
+                 else pd.factorize(np.concatenate(accounts), sort=True)[0])
+        n = len(stamps)
+        amounts = frame["amount_paid"].to_numpy(dtype=np.float64)
+        order = np.lexsort((amounts, codes[n:], codes[:n], stamps))
+    return order, stamps[order]
 
 
 def _in_input_order(columns: dict[str, np.ndarray], names: list[str], order: np.ndarray,
@@ -299,6 +310,11 @@ def _in_input_order(columns: dict[str, np.ndarray], names: list[str], order: np.
     for j, name in enumerate(names):
         matrix[order, j] = columns[name]
     return pd.DataFrame(matrix, columns=names, index=index, copy=False)
+
+
+def _sender_receiver_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return (_account_keys(frame["from_bank"], frame["from_account"]),
+            _account_keys(frame["to_bank"], frame["to_account"]))
 
 
 def _account_keys(bank: pd.Series, account: pd.Series) -> np.ndarray:

@@ -214,8 +214,6 @@ TRANSACTION_SPECS = [
     FeatureSpec("payment_currency", CHANNEL, "payment currency", "paid in {label}",
                 CURRENCY_CODES),
     FeatureSpec("hour", UNUSUAL, "hour of day", "made between {label}", value_names=HOURS),
-    FeatureSpec("weekday", UNUSUAL, "day of week (0 = Monday)", "made on a {label}",
-                value_names=WEEKDAYS),
 ]
 
 

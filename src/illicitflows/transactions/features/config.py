@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 HOUR = 3600
+DAY_H = 24.0
+
+#: The time-scale fields and their values per named scale set. ``hours`` fits feeds with
+#: minute or second timestamps and patterns over hours to days (IBM AMLworld); ``days`` fits
+#: feeds moving in whole days whose patterns span weeks (AMLSim, dated batch files).
+SCALE_SETS: dict[str, dict[str, object]] = {
+    "hours": {"windows_h": (1.0, 6.0, 24.0, 168.0), "motif_window_h": 72.0, "chain_gap_h": 24.0,
+              "memory_window_h": 168.0, "memory_recent_h": 24.0},
+    "days": {"windows_h": (DAY_H, 7 * DAY_H, 30 * DAY_H, 90 * DAY_H),
+             "motif_window_h": 30 * DAY_H, "chain_gap_h": 7 * DAY_H,
+             "memory_window_h": 90 * DAY_H, "memory_recent_h": 7 * DAY_H},
+}
+TimeScale = Literal["auto", "hours", "days"]
 
 
 class FeatureConfig(BaseModel):
@@ -12,6 +27,10 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    time_scale: TimeScale = Field(
+        "auto", description="Scale set of the windows, motif, chain and memory horizons "
+        "(SCALE_SETS): auto measures the training data's time resolution and activity at fit; "
+        "fields given explicitly keep their value.")
     windows_h: tuple[float, ...] = Field(
         (1, 6, 24, 168), description="Per-account aggregation windows in hours.")
     reporting_threshold_usd: float = Field(
@@ -58,6 +77,13 @@ class FeatureConfig(BaseModel):
         if not windows or len(windows) > 8 or any(w <= 0 for w in windows):
             raise ValueError("windows_h needs 1 to 8 positive windows")
         return tuple(sorted(windows))
+
+    def with_time_scale(self, scale: str) -> FeatureConfig:
+        """This configuration on scale set ``scale``: every time-scale field not given
+        explicitly takes the set's value (the defaults are the ``hours`` set)."""
+        update = {name: value for name, value in SCALE_SETS[scale].items()
+                  if name not in self.model_fields_set}
+        return self.model_copy(update={**update, "time_scale": scale})
 
     @property
     def windows_s(self) -> list[int]:

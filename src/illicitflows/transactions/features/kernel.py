@@ -6,6 +6,15 @@ it is added, the per-account window aggregates include it. Amounts are integer U
 sliding sums are exact whatever the order of additions and removals: features computed in one
 pass, chunk by chunk, or after replaying the last ``horizon`` of history are identical. The
 same holds for the log-amount sums (fixed point, :data:`LOG_SCALE`) and the sums of timestamps.
+
+Transfers sharing a timestamp are simultaneous: a coarse feed (one timestamp per day) does not
+say which came first, so none of them sees another. The edges of the latest timestamp stay
+*pending* (stored, not yet linked into the account lists or the aggregates) until a later
+timestamp arrives; each transfer's features read the linked, strictly earlier edges plus its
+own contribution to its accounts' windows. A run therefore always ends with the trailing
+equal-time edges pending, and the next run finds them by walking back from its first edge:
+features computed in one pass or chunk by chunk, whatever the input order of tied transfers,
+are the same.
 """
 
 from __future__ import annotations
@@ -95,24 +104,31 @@ def _add(a, b, side, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum
 
 @njit(cache=True)
 def _write_role(out, i, base, a, side, t, windows, cnt, tot, near, distinct, lsum, lsq, tsum,
-                head, prev, e_t, e_amt, scan_limit):
-    """Window stats of one (account, side) into ``out[i, base:]``; max over a capped scan."""
+                head, prev, e_t, e_amt, scan_limit, pair_cnt, own, own_cp, own_amt, own_near,
+                own_log):
+    """Window stats of one (account, side) into ``out[i, base:]``: the linked (strictly
+    earlier) edges plus, when ``own``, the transfer itself (counterparty ``own_cp``); max over
+    a capped scan."""
     n_w = windows.shape[0]
     for w in range(n_w):
         col = base + w * STATS
-        n = cnt[a, side, w]
+        n = cnt[a, side, w] + own
+        fresh = 0
+        if own == 1 and _lookup(pair_cnt, _window_key(a, own_cp, side, w)) <= 0:
+            fresh = 1
         out[i, col] = n
-        out[i, col + 1] = tot[a, side, w] / 100.0
-        out[i, col + 2] = 0.0
-        out[i, col + 3] = distinct[a, side, w]
-        out[i, col + 4] = near[a, side, w]
+        out[i, col + 1] = (tot[a, side, w] + own * own_amt) / 100.0
+        out[i, col + 2] = own * own_amt / 100.0
+        out[i, col + 3] = distinct[a, side, w] + fresh
+        out[i, col + 4] = near[a, side, w] + own * own_near
         if n > 0:
-            mean = lsum[a, side, w] / (n * LOG_SCALE)
-            var = (n * float(lsq[a, side, w]) - float(lsum[a, side, w]) ** 2) / (
-                float(n) * n * LOG_SCALE * LOG_SCALE)
+            total = lsum[a, side, w] + own * own_log
+            squares = float(lsq[a, side, w]) + own * float(own_log) * own_log
+            mean = total / (n * LOG_SCALE)
+            var = (n * squares - float(total) ** 2) / (float(n) * n * LOG_SCALE * LOG_SCALE)
             out[i, col + 5] = np.expm1(mean)
             out[i, col + 6] = np.exp(np.sqrt(max(var, 0.0)))
-            out[i, col + 7] = (t * n - tsum[a, side, w]) / (3600.0 * n)
+            out[i, col + 7] = (t * n - tsum[a, side, w] - own * t) / (3600.0 * n)
         else:
             out[i, col + 5] = NAN
             out[i, col + 6] = NAN
@@ -252,6 +268,37 @@ def _chain(s, e, t, gap, band_lo, band_hi, max_depth, scan_limit, head_in, prev_
 
 
 @njit(cache=True)
+def _link(e, e_src, e_dst, prev_out, next_out, prev_in, next_in, head_out, head_in, pair_last,
+          windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt, e_near, e_log,
+          pair_cnt):
+    """Make edge ``e`` visible: link it into its accounts' lists and add it to their windows."""
+    s = e_src[e]
+    r = e_dst[e]
+    prev_out[e] = head_out[s]
+    if head_out[s] != -1:
+        next_out[head_out[s]] = e
+    head_out[s] = e
+    prev_in[e] = head_in[r]
+    if head_in[r] != -1:
+        next_in[head_in[r]] = e
+    head_in[r] = e
+    pair_last[_pair_key(s, r)] = e
+    _add(s, r, OUT, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
+         e_near, e_log, pair_cnt)
+    _add(r, s, IN, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
+         e_near, e_log, pair_cnt)
+
+
+@njit(cache=True)
+def pending_start(first, e_t):
+    """First of the pending edges before edge ``first``: those sharing the latest timestamp."""
+    p = first
+    while p > 0 and e_t[p - 1] == e_t[first - 1]:
+        p -= 1
+    return p
+
+
+@njit(cache=True)
 def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_log, e_chain, prev_out, next_out,
         prev_in, next_in, head_out, head_in, tail, cnt, tot, near, distinct, lsum, lsq, tsum,
         pair_cnt, pair_last,
@@ -266,11 +313,18 @@ def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_log, e_chain, prev_out
     nxt_n = np.empty(frontier_limit, np.int64)
     nxt_b = np.empty(frontier_limit, np.int64)
     scalar = ROLES * n_w * STATS
+    pending = pending_start(first, e_t)
     for i in range(n_new):
         e = first + i
         t = e_t[e]
         s = e_src[e]
         r = e_dst[e]
+        if pending < e and e_t[pending] < t:  # time moved on: earlier edges become visible
+            for f in range(pending, e):
+                _link(f, e_src, e_dst, prev_out, next_out, prev_in, next_in, head_out, head_in,
+                      pair_last, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t,
+                      e_amt, e_near, e_log, pair_cnt)
+            pending = e
         for a, side in ((s, OUT), (s, IN), (r, IN), (r, OUT)):
             if side == OUT:
                 _expire(a, OUT, t, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum,
@@ -311,28 +365,19 @@ def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_log, e_chain, prev_out
                                               stamp_b)
         out[i, scalar + 11] = _bipartite(s, r, e, lo, fanout_limit, head_in, prev_in, head_out,
                                          prev_out, e_src, e_dst, e_t, pair_last, stamp_c)
-        # link the edge and add it to the aggregates
-        prev_out[e] = head_out[s]
-        if head_out[s] != -1:
-            next_out[head_out[s]] = e
-        head_out[s] = e
-        prev_in[e] = head_in[r]
-        if head_in[r] != -1:
-            next_in[head_in[r]] = e
-        head_in[r] = e
-        pair_last[_pair_key(s, r)] = e
-        _add(s, r, OUT, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
-             e_near, e_log, pair_cnt)
-        _add(r, s, IN, e, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t, e_amt,
-             e_near, e_log, pair_cnt)
+        # window stats: the strictly earlier edges plus this one (it stays pending)
         for role, a, side in ((0, s, OUT), (1, s, IN), (2, r, IN), (3, r, OUT)):
             base = role * n_w * STATS
             if side == OUT:
+                own = 1 if a == s else 0
                 _write_role(out, i, base, a, OUT, t, windows, cnt, tot, near, distinct, lsum,
-                            lsq, tsum, head_out, prev_out, e_t, e_amt, scan_limit)
+                            lsq, tsum, head_out, prev_out, e_t, e_amt, scan_limit, pair_cnt,
+                            own, r, e_amt[e], e_near[e], e_log[e])
             else:
+                own = 1 if a == r else 0
                 _write_role(out, i, base, a, IN, t, windows, cnt, tot, near, distinct, lsum,
-                            lsq, tsum, head_in, prev_in, e_t, e_amt, scan_limit)
+                            lsq, tsum, head_in, prev_in, e_t, e_amt, scan_limit, pair_cnt,
+                            own, s, e_amt[e], e_near[e], e_log[e])
 
 
 # -- compaction (:meth:`~illicitflows.transactions.features.state.HistoryState.compact`) -----

@@ -5,6 +5,13 @@ already scored high. For every transfer, in time order, the kernel reads the sen
 receiver's memory (their last ``depth`` transfers, sent or received, within ``window``) before
 adding the transfer's own score, so the features stay causal. The memory is a ring per account:
 chunk by chunk or in one pass, the features are identical.
+
+Transfers sharing a timestamp are simultaneous (as in the feature kernel): a transfer does not
+remember the scores of others at its own timestamp, and their scores enter the rings only when
+a later timestamp comes (so a busy day cannot push earlier days out of a ring in input order).
+A batch ending inside a timestamp pushes its scores at its end; the next batch's transfers at
+that timestamp still skip them, but in an account with more than ``depth`` transfers around
+that moment they may have taken the ring slots of older ones.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ def _read(a, t, window, recent, level, ring_t, ring_s, ring_in, ring_pos, out, i
     for j in range(depth):
         k = (ring_pos[a] + j) % depth
         stamp = ring_t[a, k]
-        if stamp < 0 or stamp < t - window:
+        if stamp < 0 or stamp < t - window or stamp >= t:
             continue
         score = ring_s[a, k]
         count += 1
@@ -70,15 +77,20 @@ def remember(t, src, dst, scores, window, recent, level, ring_t, ring_s, ring_in
              rows, out):
     """Fill row ``rows[i]`` of ``out`` (n x 2 * len(MEMORY_STATS): the sender's stats, then
     the receiver's) for the ``i``-th transfer in time order, and add each transfer's score to
-    both accounts' memories."""
+    both accounts' memories once a later timestamp comes (at the end, whatever is left)."""
     width = out.shape[1] // 2
-    for i in range(t.shape[0]):
-        s = src[i]
-        r = dst[i]
-        _read(s, t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out, rows[i],
-              0)
-        _read(r, t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out, rows[i],
-              width)
-        _push(s, t[i], scores[i], SENT, ring_t, ring_s, ring_in, ring_pos)
-        if r != s:
-            _push(r, t[i], scores[i], RECEIVED, ring_t, ring_s, ring_in, ring_pos)
+    n = t.shape[0]
+    pending = 0
+    for i in range(n + 1):
+        if i == n or t[i] > t[pending]:
+            for j in range(pending, i):
+                _push(src[j], t[j], scores[j], SENT, ring_t, ring_s, ring_in, ring_pos)
+                if dst[j] != src[j]:
+                    _push(dst[j], t[j], scores[j], RECEIVED, ring_t, ring_s, ring_in, ring_pos)
+            pending = i
+        if i == n:
+            break
+        _read(src[i], t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out,
+              rows[i], 0)
+        _read(dst[i], t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out,
+              rows[i], width)

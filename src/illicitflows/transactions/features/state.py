@@ -20,7 +20,12 @@ import pandas as pd
 from numba import types
 from numba.typed import Dict
 
-from illicitflows.transactions.features.kernel import MAX_ACCOUNTS, expire_all, remap_pairs
+from illicitflows.transactions.features.kernel import (
+    MAX_ACCOUNTS,
+    expire_all,
+    pending_start,
+    remap_pairs,
+)
 
 EDGE_ARRAYS = {"e_t": np.int64, "e_src": np.int64, "e_dst": np.int64, "e_amt": np.int64,
                "e_near": np.int64, "e_log": np.int64, "e_chain": np.int64, "prev_out": np.int64,
@@ -174,8 +179,11 @@ class HistoryState:
         risk memory older than the horizon; they start over when the key comes back."""
         a = self.arrays
         in_use = np.array([key is not None for key in self.slot_keys], dtype=bool)
-        idle = np.flatnonzero(in_use & (a["head_out"][:slots] == -1)
-                              & (a["head_in"][:slots] == -1))
+        idle = in_use & (a["head_out"][:slots] == -1) & (a["head_in"][:slots] == -1)
+        first = pending_start(self.n_edges, a["e_t"])  # the latest timestamp's edges wait to
+        idle[a["e_src"][first:self.n_edges]] = False  # be linked (kernel): their accounts live
+        idle[a["e_dst"][first:self.n_edges]] = False
+        idle = np.flatnonzero(idle)
         for slot in idle.tolist():
             del self.accounts[self.slot_keys[slot]]
             self.slot_keys[slot] = None
