@@ -176,9 +176,9 @@ def test_a_log_has_the_records_before_scoring_and_is_told_when_it_fails(
     engine = scorer(tmp_path, tx_detector, tx_model)
     recording = RecordingLog()
     engine.score(records[20:], recording)
-    with pytest.raises(InputError, match="time order"):  # found while the features are built
+    with pytest.raises(InputError, match="allowed lateness"):  # refused before the log
         engine.score(records[:20], recording)
-    assert recording.events == ["prepare 20", "texts", "log 20", "prepare 20", "abandon"]
+    assert recording.events == ["prepare 20", "texts", "log 20"]
 
 
 def test_a_history_that_cannot_take_back_unlogged_records_retires_the_scorer(

@@ -21,6 +21,7 @@ from illicitflows.ids import uuid7_texts
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.record_validation import is_null, parse_records
+from illicitflows.serving.arrival import Arrival, feature_times, time_order
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.laps import Laps
 from illicitflows.serving.networks import Edge, FlaggedGraph
@@ -158,10 +159,14 @@ class Scorer(ABC):
     id_column = "id"
     time_column = "timestamp"
 
-    def __init__(self, detector: Detector, model: ModelRef, store: HistoryStore) -> None:
+    def __init__(self, detector: Detector, model: ModelRef, store: HistoryStore,
+                 arrival: Arrival | None = None) -> None:
         self.detector = detector
         self.model = model
         self.store = store
+        self.arrival = arrival or Arrival()
+        #: The newest event time taken (:mod:`~illicitflows.serving.arrival`), None when none.
+        self.clock: pd.Timestamp | None = None
         self.domain = DOMAINS[detector.domain]
         self.lock = threading.Lock()
         self.rebuild()
@@ -170,13 +175,34 @@ class Scorer(ABC):
     def rebuild(self) -> None:
         """Rebuild the feature state from the stored history."""
         self.state = self.detector.builder.scoring_state()
+        self.clock = None
         stored = self.store.load(since=self.history_since())
         if not stored.empty:
             raw = stored.drop(columns=["_seq", "_score", "_flagged"])
             absent = [f.name for f in self.domain.schema.fields if f.name not in raw.columns]
             frame = _accepted(self.domain.schema.parse(raw.assign(**dict.fromkeys(absent))))
-            features = self.detector.builder.transform(frame, self.state)
+            features = self.detector.builder.transform(self._at_feature_times(frame),
+                                                       self.state)
             self.after_rebuild(frame, features, stored["_flagged"].to_numpy(dtype=bool))
+
+    def _at_feature_times(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The records (in arrival order) with their feature times in place of their event
+        times, as the features read them; moves the clock past them."""
+        times = frame[self.time_column]
+        if times.empty:
+            return frame
+        at = feature_times(times, self.clock)
+        self.clock = at.iloc[-1]
+        return frame.assign(**{self.time_column: at})
+
+    def _in_time_order(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A request's records in time order (index: their position in the request), or
+        :class:`InputError` naming those too late for the clock or in the future."""
+        ordered = frame.iloc[time_order(frame[self.time_column])]
+        issues = self.arrival.issues(ordered[self.time_column], self.clock, self.time_column)
+        if issues:
+            raise InputError(issues)
+        return ordered
 
     def history_since(self) -> str | None:
         return None
@@ -216,6 +242,7 @@ class Scorer(ABC):
         decision_log = sink if isinstance(sink, DecisionLog) else SinkLog(sink)
         with self.lock:
             laps.lap("queue")
+            frame = self._in_time_order(frame)
             decision_ids = uuid7_texts(len(frame))
             decision_log.prepare(decision_ids, frame)
             laps.lap("records")
@@ -233,7 +260,8 @@ class Scorer(ABC):
         """Features, scores and explanations of the records: their decisions (with the
         records' canonical texts from the log)."""
         try:
-            features = self.detector.builder.transform(frame, self.state)
+            features = self.detector.builder.transform(self._at_feature_times(frame),
+                                                       self.state)
         except LateRecordError as error:
             raise InputError([{"index": None, "field": self.time_column,
                                "reason": str(error)}]) from error
@@ -277,7 +305,9 @@ class Scorer(ABC):
             raise HistoryWriteError(self.detector.domain, error, _failure(logged)) from error
         laps.lap("history")
         try:
-            batch = self.assemble(frame, features, decisions)
+            sent = np.argsort(frame.index.to_numpy(), kind="stable")  # back to request order
+            batch = self.assemble(frame.iloc[sent], features.iloc[sent],
+                                  [decisions[i] for i in sent.tolist()])
             laps.lap("rollups")
             if render is not None:
                 batch.rendered = render(batch)

@@ -18,6 +18,7 @@ from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
 from illicitflows.heap import freeze_loaded
 from illicitflows.modeling.detector import Detector
+from illicitflows.serving.arrival import Arrival
 from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
@@ -43,6 +44,8 @@ class Settings:
     #: ``process``: a child process appends to the audit log while the request goes on
     #: (:mod:`illicitflows.audit.writer`); ``inline``: the request appends itself.
     audit_writer: str = "process"
+    #: Allowed lateness and clock skew of arriving records (:mod:`.arrival`).
+    arrival: Arrival = field(default_factory=Arrival)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             keys_url=env.get("ILLICITFLOWS_KEYS_URL") or None,
             max_records=int(env.get("ILLICITFLOWS_MAX_RECORDS", "10000")),
             audit_writer=env.get("ILLICITFLOWS_AUDIT_WRITER", "process"),
+            arrival=Arrival.from_env(),
         )
 
 
@@ -132,7 +136,7 @@ class Runtime:
             if restored:
                 log.warning("%s history lacked %d logged decision(s): restored from the audit "
                             "log", domain, restored)
-        scorer = kind(detector, model, store)
+        scorer = kind(detector, model, store, self.settings.arrival)
         self.scorers[domain] = scorer
         self.problems.pop(domain, None)
         log.info("loaded %s %s version %s", domain, model.name, model.version)
