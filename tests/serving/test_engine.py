@@ -169,6 +169,9 @@ class RecordingLog:
     def abandon(self) -> None:
         self.events.append("abandon")
 
+    def recall(self, decision_ids):
+        raise LookupError("nothing was retried here")
+
 
 def test_a_log_has_the_records_before_scoring_and_is_told_when_it_fails(
         tmp_path, transactions, api_records, tx_detector, tx_model) -> None:

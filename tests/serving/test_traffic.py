@@ -7,10 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
+from illicitflows.ids import uuid7_texts
+from illicitflows.serving.app import app
 from illicitflows.serving.arrival import Arrival, feature_times
-from illicitflows.serving.engine import InputError, TransactionScorer
+from illicitflows.serving.engine import ConflictError, InputError, TransactionScorer
 from illicitflows.serving.history import HistoryStore
+from illicitflows.serving.runtime import Runtime, Settings
 
 LATENESS = pd.Timedelta(minutes=10)
 
@@ -117,3 +121,139 @@ def test_back_fills_turn_the_clock_skew_check_off(tmp_path, transactions, identi
     arrival = Arrival(clock_skew=None, now=lambda: pd.Timestamp("2000-01-01"))
     assert len(scorer(tmp_path, tx_detector, tx_model, arrival).score(
         records, nothing_logged).decisions) == 20
+
+
+def inline_runtime(tmp_path) -> Runtime:
+    """A service's runtime on temporary stores (the request appends to the audit log)."""
+    return Runtime(Settings(history_url=f"sqlite:///{tmp_path / 'history.db'}",
+                            audit_url=f"sqlite:///{tmp_path / 'audit.db'}",
+                            keys_url=f"sqlite:///{tmp_path / 'keys.db'}",
+                            audit_writer="inline"))
+
+
+def logged_ids(runtime: Runtime) -> list[str]:
+    return [d.decision_id for d in runtime.audit.decisions_after("transactions", 0, 10_000)]
+
+
+def test_a_retried_request_gets_the_original_decisions_logged_once(
+        tmp_path, transactions, identified, tx_detector, tx_model) -> None:
+    runtime = inline_runtime(tmp_path)
+    engine = runtime.add_scorer(tx_detector, tx_model)
+    records = identified(transactions.iloc[:60])
+    first = engine.score(records[:40], runtime.audit_sink(engine, "first", None),
+                         explain_all=True)
+    retried = engine.score(records[:40], runtime.audit_sink(engine, "retry", None))
+    assert [d.decision_id for d in retried.decisions] == [d.decision_id for d in first.decisions]
+    assert all(d.repeat for d in retried.decisions)
+    assert [(d.score, d.flagged, d.explanation) for d in retried.decisions] == [
+        (d.score, d.flagged, d.explanation) for d in first.decisions]
+    # a retry that carries new records too: those are scored, the others repeated, in order
+    mixed = engine.score(records[30:50], runtime.audit_sink(engine, "mixed", None))
+    assert [d.repeat for d in mixed.decisions] == [True] * 10 + [False] * 10
+    assert [d.decision_id for d in mixed.decisions[:10]] == [
+        d.decision_id for d in first.decisions[30:]]
+    ids = logged_ids(runtime)
+    assert len(ids) == len(set(ids)) == 50 and len(engine.store.load()) == 50
+    runtime.close()
+
+
+def test_an_id_decided_with_other_content_is_a_conflict_naming_the_record(
+        tmp_path, transactions, identified, tx_detector, tx_model) -> None:
+    runtime = inline_runtime(tmp_path)
+    engine = runtime.add_scorer(tx_detector, tx_model)
+    records = identified(transactions.iloc[:20])
+    engine.score(records[:10], runtime.audit_sink(engine, "first", None))
+    changed = dict(records[3], amount_paid=records[3]["amount_paid"] + 1)
+    with pytest.raises(ConflictError) as caught:
+        engine.score([records[10], changed], runtime.audit_sink(engine, "second", None))
+    assert [(i["index"], i["field"], i["value"]) for i in caught.value.issues] == [
+        (1, "id", "tx-3")]
+    assert len(logged_ids(runtime)) == 10
+    runtime.close()
+
+
+def test_a_restart_after_retries_and_late_records_is_ready_with_the_same_state(
+        tmp_path, transactions, identified, tx_detector, tx_model) -> None:
+    records = identified(arrival_order(transactions.iloc[:300], seed=1))
+    runtime = inline_runtime(tmp_path)
+    engine = runtime.add_scorer(tx_detector, tx_model)
+    for start in range(0, 200, 20):
+        engine.score(records[start:start + 20], runtime.audit_sink(engine, f"r{start}", None))
+        engine.score(records[start:start + 10], runtime.audit_sink(engine, f"again{start}",
+                                                                  None))
+    runtime.close()
+    again = inline_runtime(tmp_path)
+    restarted = again.add_scorer(tx_detector, tx_model)
+    assert again.ready is False and "transactions" in again.scorers  # trade is not loaded here
+    assert restarted.skipped == [] and restarted.clock == engine.clock
+    assert restarted.decided == engine.decided
+    retried = restarted.score(records[190:210], again.audit_sink(restarted, "late", None))
+    assert [d.repeat for d in retried.decisions] == [True] * 10 + [False] * 10
+    expected = engine.score(records[200:210], nothing_logged)  # the service had it gone on
+    np.testing.assert_allclose([d.score for d in retried.decisions[10:]],
+                               [d.score for d in expected.decisions], rtol=0, atol=1e-12)
+    again.close()
+
+
+def test_a_rebuild_skips_and_reports_rows_it_cannot_take(tmp_path, transactions, identified,
+                                                         tx_detector, tx_model) -> None:
+    """A history written before retries were recognised holds one id twice: the detector
+    rebuilds without the second row and stays in service."""
+    engine = scorer(tmp_path, tx_detector, tx_model)
+    records = identified(transactions.iloc[:30])
+    engine.score(records[:20], nothing_logged)
+    last = engine.store.load().iloc[-1]  # the old service stored a retry a second time:
+    engine.store.append([last["_record"]], ["tx-19"], [uuid7_texts(1)[0]],
+                        [records[19]["timestamp"]], [last["_score"]], [last["_flagged"]])
+    restarted = scorer(tmp_path, tx_detector, tx_model)
+    assert len(restarted.skipped) == 1 and "history row 21, field id" in restarted.skipped[0]
+    assert len(restarted.score(records[20:], nothing_logged).decisions) == 10
+
+
+@pytest.fixture
+def client(tmp_path, tx_detector, tx_model):
+    """The HTTP API in process with the transactions detector and a scorer's key."""
+    runtime = Runtime(Settings(history_url=f"sqlite:///{tmp_path / 'history.db'}",
+                               audit_url=f"sqlite:///{tmp_path / 'audit.db'}",
+                               keys_url=f"sqlite:///{tmp_path / 'keys.db'}"))
+    runtime.add_scorer(tx_detector, tx_model)
+    app.state.runtime = runtime
+    secret = runtime.keys.create("scorer")[1]
+    with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as test_client:
+        yield test_client, runtime
+    runtime.close()
+
+
+def test_no_single_request_takes_the_detector_out_of_service(client, transactions,
+                                                              identified) -> None:
+    """Future, far past, NaN-ish times, duplicate ids and retried bodies: each answered with
+    the record's index (or as a repeat), and real records go on being scored."""
+    http, runtime = client
+    records = identified(transactions.iloc[:100])
+    assert http.post("/transactions/score", json={"transactions": records[:50]}).status_code == 200
+    hostile = {
+        "future": [dict(records[50], timestamp="2200-01-01T00:00:00")],
+        "far past": [dict(records[50], timestamp="1970-01-01T00:00:00")],
+        "NaN time": [records[50], dict(records[51], timestamp="NaN")],
+        "NaT time": [records[50], dict(records[51], timestamp="NaT")],
+        "empty time": [records[50], dict(records[51], timestamp="")],
+        "duplicate ids": [records[50], dict(records[51], id=records[50]["id"])],
+        "id decided with other content": [records[50], dict(records[3], amount_paid=1.0)],
+    }
+    expected = {"future": (422, 0), "far past": (422, 0), "NaN time": (422, 1),
+                "NaT time": (422, 1), "empty time": (422, 1), "duplicate ids": (422, 1),
+                "id decided with other content": (409, 1)}
+    for name, body in hostile.items():
+        answer = http.post("/transactions/score", json={"transactions": body})
+        status, index = expected[name]
+        assert answer.status_code == status, (name, answer.text)
+        assert index in [e["index"] for e in answer.json()["errors"]], (name, answer.text)
+    retried = [http.post("/transactions/score", json={"transactions": records[40:50]})
+               for _ in range(2)]
+    assert all(r.status_code == 200 and all(x["repeat"] for x in r.json()["results"])
+               for r in retried)
+    after = http.post("/transactions/score", json={"transactions": records[50:100]})
+    assert after.status_code == 200, after.text
+    assert len(runtime.scorers["transactions"].store.load()) == 100
+    decisions = logged_ids(runtime)
+    assert len(decisions) == len(set(decisions)) == 100

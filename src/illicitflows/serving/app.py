@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
 from illicitflows.serving.engine import (
+    ConflictError,
     HistoryWriteError,
     InputError,
     ScoredBatch,
@@ -193,6 +194,8 @@ async def score(request: Request, domain: str, key: str) -> Response:
                              render=body_of)
     except InputError as error:
         raise ApiError(422, f"{len(error.issues)} invalid field(s)", error.issues) from error
+    except ConflictError as error:
+        raise ApiError(409, str(error), error.issues) from error
     except HistoryWriteError as error:
         runtime.retire(domain, str(error))
         raise ApiError(503, f"{error}; the detector is out of service until "
@@ -216,7 +219,8 @@ def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any
         "flagged": d.flagged, "threshold": d.threshold, "risk_band": band,
         "reasons": [{k: v for k, v in r.as_dict().items() if v is not None}
                     for r in d.explanation.reasons] if d.explanation else [],
-        "model": model} for d, band in zip(batch.decisions, bands, strict=True)]
+        "model": model, **({"repeat": True} if d.repeat else {})}
+        for d, band in zip(batch.decisions, bands, strict=True)]
     roll_name = "accounts" if scorer.detector.domain == "transactions" else "importers"
     document = {"request_id": request_id, "results": results, roll_name: batch.rollups}
     if scorer.detector.domain == "transactions":

@@ -5,30 +5,33 @@ has committed. The HTTP service, offline scoring and tests all call this."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from illicitflows.audit.canonical import frame_texts, plain_values
-from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, explain
+from illicitflows.audit.canonical import canonical_json, frame_texts, plain_values
+from illicitflows.audit.models import StoredDecision
+from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, Reason, explain
 from illicitflows.ids import uuid7_texts
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.record_validation import is_null, parse_records
 from illicitflows.serving.arrival import Arrival, feature_times, time_order
-from illicitflows.serving.history import HistoryStore
+from illicitflows.serving.history import ROW_COLUMNS, HistoryStore
 from illicitflows.serving.laps import Laps
 from illicitflows.serving.networks import Edge, FlaggedGraph
 from illicitflows.serving.rollups import roll_up
 from illicitflows.validation import LateRecordError, ValidationResult
 
 RISK_BANDS = ("low", "medium", "high", "critical")
+log = logging.getLogger("illicitflows.serving")
 
 
 class InputError(ValueError):
@@ -39,6 +42,17 @@ class InputError(ValueError):
         first = issues[0] if issues else {}
         super().__init__(f"{len(issues)} problem(s); first: record {first.get('index')}, "
                          f"field {first.get('field')}: {first.get('reason')}")
+
+
+class ConflictError(ValueError):
+    """Records whose ids were decided before with other content: each issue names the record
+    index, the id field and the decision that holds the id."""
+
+    def __init__(self, issues: list[dict[str, Any]]) -> None:
+        self.issues = issues
+        first = issues[0]
+        super().__init__(f"{len(issues)} record id(s) already decided with other content; "
+                         f"first: record {first['index']}: {first['reason']}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,8 @@ class Decision:
     threshold: float
     flagged: bool
     explanation: Explanation | None
+    #: Decided by an earlier request (a retry): the original decision, not scored again.
+    repeat: bool = False
 
 
 @dataclass
@@ -99,6 +115,9 @@ class DecisionLog(Protocol):
     def abandon(self) -> None:
         """The request failed before its decisions were made."""
 
+    def recall(self, decision_ids: list[str]) -> list[Decision]:
+        """Logged decisions, by id (the originals of a retried request's records)."""
+
 
 @dataclass
 class SinkLog:
@@ -106,6 +125,7 @@ class SinkLog:
 
     sink: DecisionSink
     records: pd.DataFrame | None = None
+    recalled: Callable[[list[str]], list[Decision]] | None = None
 
     def prepare(self, decision_ids: list[str], records: pd.DataFrame) -> None:
         self.records = records
@@ -119,6 +139,11 @@ class SinkLog:
 
     def abandon(self) -> None:
         """Nothing was started."""
+
+    def recall(self, decision_ids: list[str]) -> list[Decision]:
+        if self.recalled is None:
+            raise LookupError("this log cannot read decisions back")
+        return self.recalled(decision_ids)
 
 
 class HistoryWriteError(RuntimeError):
@@ -144,6 +169,17 @@ def _failure(wait: Callable[[], None]) -> Exception | None:
     except Exception as error:
         return error
     return None
+
+
+def logged_decision(stored: StoredDecision, id_column: str) -> Decision:
+    """A decision as the audit log holds it (what a retry of its record is answered with)."""
+    explanation = stored.explanation
+    return Decision(
+        stored.decision_id, str(stored.record[id_column]), canonical_json(stored.record),
+        stored.score, stored.threshold, stored.flagged,
+        None if explanation is None else Explanation(
+            explanation["base_value"], explanation["contributions"],
+            [Reason(**reason) for reason in explanation["reasons"]]))
 
 
 def risk_bands(scores: Sequence[float] | np.ndarray, threshold: float) -> list[str]:
@@ -173,17 +209,36 @@ class Scorer(ABC):
 
     # -- state -----------------------------------------------------------------------------
     def rebuild(self) -> None:
-        """Rebuild the feature state from the stored history."""
+        """Rebuild the feature state from the stored history, in arrival order. Rows that no
+        longer pass validation (e.g. a second row of one id, written before retries were
+        recognised) are skipped and reported (``skipped``): a detector never stays out of
+        service over data it once accepted."""
         self.state = self.detector.builder.scoring_state()
         self.clock = None
+        #: Record id -> (decision id, hash of its canonical text) of the records taken.
+        self.decided: dict[str, tuple[str, int]] = {}
+        self.skipped: list[str] = []
         stored = self.store.load(since=self.history_since())
-        if not stored.empty:
-            raw = stored.drop(columns=["_seq", "_score", "_flagged"])
-            absent = [f.name for f in self.domain.schema.fields if f.name not in raw.columns]
-            frame = _accepted(self.domain.schema.parse(raw.assign(**dict.fromkeys(absent))))
-            features = self.detector.builder.transform(self._at_feature_times(frame),
-                                                       self.state)
-            self.after_rebuild(frame, features, stored["_flagged"].to_numpy(dtype=bool))
+        if stored.empty:
+            return
+        raw = stored.drop(columns=list(ROW_COLUMNS))
+        absent = [f.name for f in self.domain.schema.fields if f.name not in raw.columns]
+        result = self.domain.schema.parse(raw.assign(**dict.fromkeys(absent)))
+        frame = result.frame
+        if len(result.errors):
+            self.skipped = [f"history row {stored['_seq'].iloc[row]}, field {column}: {reason}"
+                            for row, column, reason in result.errors[
+                                ["row", "column", "reason"]].itertuples(index=False)]
+            log.warning("%s history: %d row(s) skipped in the rebuild; first: %s",
+                        self.detector.domain, len(result.bad_rows), self.skipped[0])
+            kept = ~np.isin(np.arange(len(frame)), result.bad_rows)
+            frame, stored = frame[kept], stored[kept]
+        features = self.detector.builder.transform(self._at_feature_times(frame), self.state)
+        self.after_rebuild(frame, features, stored["_flagged"].to_numpy(dtype=bool))
+        originals = zip(stored["_decision_id"].tolist(), map(hash, stored["_record"].tolist()),
+                        strict=True)
+        self.decided = dict(zip(map(str, frame[self.id_column].tolist()), originals,
+                                strict=True))
 
     def _at_feature_times(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The records (in arrival order) with their feature times in place of their event
@@ -242,6 +297,11 @@ class Scorer(ABC):
         decision_log = sink if isinstance(sink, DecisionLog) else SinkLog(sink)
         with self.lock:
             laps.lap("queue")
+            frame, repeats = self._repeats(frame, decision_log)
+            if frame.empty:  # a retry of decided records only: answered from the log
+                batch = ScoredBatch(decisions=list(repeats.values()), rollups=[])
+                batch.rendered = render(batch) if render is not None else None
+                return batch
             frame = self._in_time_order(frame)
             decision_ids = uuid7_texts(len(frame))
             decision_log.prepare(decision_ids, frame)
@@ -252,7 +312,30 @@ class Scorer(ABC):
             except BaseException:
                 decision_log.abandon()
                 raise
-            return self._log(frame, features, decisions, decision_log, laps, render)
+            return self._log(frame, features, decisions, decision_log, laps, render, repeats)
+
+    def _repeats(self, frame: pd.DataFrame,
+                 decision_log: DecisionLog) -> tuple[pd.DataFrame, dict[int, Decision]]:
+        """The records not decided yet, and the original decisions (marked as repeats) of
+        those decided before with the same content, by index; :class:`ConflictError` naming
+        the records whose id was decided with other content."""
+        ids = list(map(str, frame[self.id_column].tolist()))
+        known = [row for row, record_id in enumerate(ids) if record_id in self.decided]
+        if not known:
+            return frame, {}
+        texts = frame_texts(frame.iloc[known])
+        conflicts = [{"index": int(frame.index[row]), "field": self.id_column,
+                      "reason": f"id {ids[row]!r} was decided before (decision "
+                                f"{self.decided[ids[row]][0]}) with other content",
+                      "value": ids[row]}
+                     for row, text in zip(known, texts, strict=True)
+                     if hash(text) != self.decided[ids[row]][1]]
+        if conflicts:
+            raise ConflictError(conflicts)
+        originals = decision_log.recall([self.decided[ids[row]][0] for row in known])
+        repeats = {int(frame.index[row]): replace(original, repeat=True)
+                   for row, original in zip(known, originals, strict=True)}
+        return frame.drop(index=list(repeats)), repeats
 
     def _decide(self, frame: pd.DataFrame, decision_ids: list[str], decision_log: DecisionLog,
                 explain_all: bool, top_k: int,
@@ -286,7 +369,8 @@ class Scorer(ABC):
 
     def _log(self, frame: pd.DataFrame, features: pd.DataFrame, decisions: list[Decision],
              decision_log: DecisionLog, laps: Laps,
-             render: Callable[[ScoredBatch], bytes] | None) -> ScoredBatch:
+             render: Callable[[ScoredBatch], bytes] | None,
+             repeats: dict[int, Decision]) -> ScoredBatch:
         """Hand the decisions to the log, then append the history, roll up and render while
         it writes; returns once it has committed."""
         try:
@@ -308,12 +392,18 @@ class Scorer(ABC):
             sent = np.argsort(frame.index.to_numpy(), kind="stable")  # back to request order
             batch = self.assemble(frame.iloc[sent], features.iloc[sent],
                                   [decisions[i] for i in sent.tolist()])
+            if repeats:  # the answer lists every record of the request, in its order
+                made = dict(zip(frame.index.tolist(), decisions, strict=True))
+                batch.decisions = [made[i] if i in made else repeats[i]
+                                   for i in range(len(made) + len(repeats))]
             laps.lap("rollups")
             if render is not None:
                 batch.rendered = render(batch)
                 laps.lap("respond")
         finally:
             self._settle(logged, seqs)
+        self.decided.update((d.record_id, (d.decision_id, hash(d.record_json)))
+                            for d in decisions)
         laps.lap("audit")
         return batch
 

@@ -14,7 +14,7 @@ from illicitflows.explain.reasons import explain
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.serving.arrival import feature_times
 from illicitflows.serving.engine import SCORERS
-from illicitflows.serving.history import HistoryStore
+from illicitflows.serving.history import ROW_COLUMNS, HistoryStore
 from illicitflows.tracking.registry import load_detector
 
 SCORE_TOLERANCE = 1e-9
@@ -62,7 +62,7 @@ def replay_decision(decision_id: str, audit: AuditLog, history_url: str) -> Repl
     clock = None
     if not prior.empty:
         prior_frame = domain.schema.parse(
-            prior.drop(columns=["_seq", "_score", "_flagged"])).frame
+            prior.drop(columns=list(ROW_COLUMNS))).frame
         at = feature_times(prior_frame[time_column], None)
         clock = at.iloc[-1]
         detector.builder.transform(prior_frame.assign(**{time_column: at}), state)

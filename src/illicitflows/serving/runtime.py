@@ -19,7 +19,7 @@ from illicitflows.audit.writer import AuditWriter
 from illicitflows.heap import freeze_loaded
 from illicitflows.modeling.detector import Detector
 from illicitflows.serving.arrival import Arrival
-from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
+from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer, logged_decision
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
 from illicitflows.settings import data_dir
@@ -201,6 +201,13 @@ class AuditSink:
     def abandon(self) -> None:
         if self.runtime.writer is not None:
             self.runtime.writer.abandon()
+
+    def recall(self, decision_ids: list[str]) -> list[Decision]:
+        found = [self.runtime.audit.get(decision_id) for decision_id in decision_ids]
+        missing = [i for i, stored in zip(decision_ids, found, strict=True) if stored is None]
+        if missing:
+            raise LookupError(f"decision(s) {missing[:5]} not in the audit log")
+        return [logged_decision(stored, self.scorer.id_column) for stored in found]
 
     def batch(self, decisions: list[Decision]) -> DecisionBatch:
         """The audit log's view of the request's decisions (all scored with the scorer's
