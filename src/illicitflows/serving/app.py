@@ -6,6 +6,7 @@ malformed input gets a 4xx JSON answer naming what is wrong, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -19,12 +20,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
+from illicitflows.serving.batching import UnavailableError
 from illicitflows.serving.engine import (
     ConflictError,
     HistoryWriteError,
     InputError,
     ScoredBatch,
     Scorer,
+    ScoreRequest,
     risk_bands,
 )
 from illicitflows.serving.laps import Laps
@@ -188,10 +191,14 @@ async def score(request: Request, domain: str, key: str) -> Response:
     def body_of(batch: ScoredBatch) -> bytes:  # rendered while the audit log writes
         return pydantic_core.to_json(render(batch, scorer, request_id), inf_nan_mode="null")
 
-    try:
-        batch = scorer.score(records, runtime.audit_sink(scorer, request_id, principal.key_id),
-                             explain_all=body.get("explain") == "all", top_k=top_k, laps=laps,
-                             render=body_of)
+    scoring = ScoreRequest(records, request_id, principal.key_id,
+                           explain_all=body.get("explain") == "all", top_k=top_k,
+                           render=body_of, laps=laps)
+    try:  # scored with the requests arriving with it, answered once its decisions are logged
+        batch = await asyncio.wrap_future(runtime.batcher(domain).submit(scoring))
+    except (KeyError, UnavailableError) as error:
+        raise ApiError(503, f"{domain} detector unavailable: "
+                            f"{runtime.problems.get(domain, error)}") from error
     except InputError as error:
         raise ApiError(422, f"{len(error.issues)} invalid field(s)", error.issues) from error
     except ConflictError as error:

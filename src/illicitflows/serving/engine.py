@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.audit.canonical import canonical_json, frame_texts, plain_values
-from illicitflows.audit.models import StoredDecision
+from illicitflows.audit.models import DecisionBatch, StoredDecision
 from illicitflows.explain.reasons import DEFAULT_TOP_K, Explanation, Reason, explain
 from illicitflows.ids import uuid7_texts
 from illicitflows.modeling.detector import Detector
@@ -28,7 +28,7 @@ from illicitflows.serving.history import ROW_COLUMNS, HistoryStore
 from illicitflows.serving.laps import Laps
 from illicitflows.serving.networks import Edge, FlaggedGraph
 from illicitflows.serving.rollups import roll_up
-from illicitflows.validation import LateRecordError, ValidationResult
+from illicitflows.validation import DUPLICATE, LateRecordError
 
 RISK_BANDS = ("low", "medium", "high", "critical")
 log = logging.getLogger("illicitflows.serving")
@@ -91,59 +91,65 @@ class ScoredBatch:
     rendered: bytes | None = None
 
 
-#: Starts logging a request's decisions durably. Returns a function that waits until they are
-#: logged (raising if they could not be), or None when they already are.
-DecisionSink = Callable[[list[Decision]], Callable[[], None] | None]
-
-
 @runtime_checkable
 class DecisionLog(Protocol):
-    """Where a request's decisions are logged, told of its records before they are scored."""
+    """One commit of decisions to the audit log, as the engine drives it:
+    :class:`illicitflows.audit.requestlog.RequestLog` (its lifecycle: begin, texts, attach,
+    commit, or abandon)."""
 
-    def prepare(self, decision_ids: list[str], records: pd.DataFrame) -> None:
-        """The request's decision ids and typed records, before scoring."""
+    def begin(self, decision_ids: Sequence[str], records: pd.DataFrame) -> None:
+        """The decision ids and typed records, in log order, before they are scored."""
 
     def texts(self) -> list[str]:
         """The records' canonical JSON (:func:`~illicitflows.audit.canonical.frame_texts`):
         what the history and the log store."""
 
-    def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
-        """Start logging the decisions (made with the prepared ids and texts): see
-        :data:`DecisionSink`. If it raises, nothing was logged and the log holds nothing
-        more for the request."""
+    def attach(self, batches: Sequence[DecisionBatch]) -> None:
+        """The decisions, one batch per request: the commit starts. If it raises, nothing
+        was logged."""
+
+    def commit(self) -> None:
+        """Wait until the decisions are durably logged; raises when they were not."""
 
     def abandon(self) -> None:
-        """The request failed before its decisions were made."""
+        """Scoring failed before the decisions were attached."""
 
-    def recall(self, decision_ids: list[str]) -> list[Decision]:
-        """Logged decisions, by id (the originals of a retried request's records)."""
+    def recall(self, decision_ids: Sequence[str]) -> list[StoredDecision]:
+        """Logged decisions by id (the originals of a retried request's records)."""
 
 
 @dataclass
-class SinkLog:
-    """A :data:`DecisionSink` as a :class:`DecisionLog` (it starts when the decisions come)."""
+class ScoreRequest:
+    """One scoring request as the engine takes it (alone or in a micro-batch with others):
+    its records, who sent it and how to answer it; ``result`` or ``error`` once scored."""
 
-    sink: DecisionSink
-    records: pd.DataFrame | None = None
-    recalled: Callable[[list[str]], list[Decision]] | None = None
+    records: list[dict[str, Any]]
+    request_id: str = "request"
+    key_id: str | None = None
+    explain_all: bool = False
+    top_k: int = DEFAULT_TOP_K
+    #: The answer's body, built from the request's decisions while the log commits.
+    render: Callable[[ScoredBatch], bytes] | None = None
+    laps: Laps = field(default_factory=Laps)
+    result: ScoredBatch | None = None
+    error: Exception | None = None
 
-    def prepare(self, decision_ids: list[str], records: pd.DataFrame) -> None:
-        self.records = records
+    def outcome(self) -> ScoredBatch:
+        """The scored batch, or the error that refused the request."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None, "the request was not scored"
+        return self.result
 
-    def texts(self) -> list[str]:
-        assert self.records is not None
-        return frame_texts(self.records)
 
-    def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
-        return self.sink(decisions)
+@dataclass
+class _Taken:
+    """A request admitted to a micro-batch: its new records in time order (index: position
+    in the request) and the original decisions of its retried records, by position."""
 
-    def abandon(self) -> None:
-        """Nothing was started."""
-
-    def recall(self, decision_ids: list[str]) -> list[Decision]:
-        if self.recalled is None:
-            raise LookupError("this log cannot read decisions back")
-        return self.recalled(decision_ids)
+    request: ScoreRequest
+    frame: pd.DataFrame
+    repeats: dict[int, Decision]
 
 
 class HistoryWriteError(RuntimeError):
@@ -156,10 +162,6 @@ class HistoryWriteError(RuntimeError):
                   else f"were not logged either ({log_error})")
         super().__init__(f"{domain} history store failed ({error}); the request's decisions "
                          f"{logged}")
-
-
-def _already_logged() -> None:
-    """The wait of a sink that logged synchronously."""
 
 
 def _failure(wait: Callable[[], None]) -> Exception | None:
@@ -268,58 +270,125 @@ class Scorer(ABC):
         """Restore what a scorer keeps beyond the feature state (e.g. flagged edges)."""
 
     # -- scoring ---------------------------------------------------------------------------
+    def score(self, records: list[dict[str, Any]], log: DecisionLog,
+              explain_all: bool = False, top_k: int = DEFAULT_TOP_K, laps: Laps | None = None,
+              render: Callable[[ScoredBatch], bytes] | None = None,
+              request_id: str = "request", key_id: str | None = None) -> ScoredBatch:
+        """Score one request on its own: a micro-batch of one (:meth:`score_batch`)."""
+        request = ScoreRequest(records, request_id, key_id, explain_all, top_k, render,
+                               laps or Laps())
+        self.score_batch([request], log)
+        return request.outcome()
+
+    def score_batch(self, requests: list[ScoreRequest],
+                    log: DecisionLog) -> list[ScoreRequest]:
+        """Score requests that arrived together as one micro-batch: validation, features,
+        predictions and explanations run once for all of them, their decisions go to ``log``
+        in one commit, and each request gets exactly what scoring it alone, in this order,
+        would give (its ``result``, or its ``error``: bad records, too late, a conflicting
+        id). Returns once the log has committed. The history is appended, the roll-ups built
+        and each answer rendered while the log commits. Returns the requests left for the
+        next micro-batch: those with a record id that an earlier one of this batch carries
+        (a retry sent before the original was answered)."""
+        laps = Laps()
+        for request in requests:
+            request.laps.lap("queue")
+        frames = self._validated(requests)
+        laps.lap("validate")
+        with self.lock:
+            laps.lap("queue")
+            taken, deferred = self._admitted(requests, frames, log)
+            laps.lap("admit")
+            try:
+                self._score_taken(taken, log, laps)
+            except Exception as error:  # nothing of the micro-batch's new records is kept
+                for item in taken:
+                    if len(item.frame):
+                        item.request.result, item.request.error = None, error
+        for request in requests:
+            request.laps.merge(laps)
+        return deferred
+
     def validate(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """Typed canonical records (a new id where one is missing), or :class:`InputError`
         listing every bad record."""
+        request = ScoreRequest(records)
+        frame = self._validated([request])[0]
+        if request.error is not None:
+            raise request.error
+        assert frame is not None
+        return frame
+
+    def _validated(self, requests: list[ScoreRequest]) -> list[pd.DataFrame | None]:
+        """Each request's typed records (index: position in the request; a new id where one
+        is missing), validated together in one pass; a request with bad records gets an
+        :class:`InputError` naming each (index, field, reason) and None here."""
+        records = [record for request in requests for record in request.records]
+        bounds = np.cumsum([0, *(len(request.records) for request in requests)]).tolist()
         known, new_ids = set(self.domain.schema.columns), {self.id_column: uuid7_texts}
-        if known.issuperset(chain(*records)):
-            return _accepted(parse_records(self.domain.schema, records, new_ids))
-        unknown = [{"index": i, "field": key, "reason": "unknown field"}
-                   for i, record in enumerate(records) for key, value in record.items()
-                   if key not in known and not is_null(value)]
-        canonical = [{key: value for key, value in record.items() if key in known}
-                     for record in records]
-        return _accepted(parse_records(self.domain.schema, canonical, new_ids), unknown)
+        unknown: list[tuple[int, str]] = []
+        if not known.issuperset(chain(*records)):
+            unknown = [(row, key) for row, record in enumerate(records)
+                       for key, value in record.items()
+                       if key not in known and not is_null(value)]
+            records = [{key: value for key, value in record.items() if key in known}
+                       for record in records]
+        result = parse_records(self.domain.schema, records, new_ids)
+        errors = result.errors
+        errors = errors[errors["reason"] != DUPLICATE]  # ids are unique per request only
+        frames: list[pd.DataFrame | None] = []
+        for request, start, stop in zip(requests, bounds, bounds[1:], strict=False):
+            frame = result.frame.iloc[start:stop].set_axis(pd.RangeIndex(stop - start))
+            issues = [{"index": row - start, "field": key, "reason": "unknown field"}
+                      for row, key in unknown if start <= row < stop]
+            mine = errors[(errors["row"] >= start) & (errors["row"] < stop)]
+            issues += [{"index": int(r.row) - start, "field": r.column, "reason": r.reason,
+                        "value": r.value} for r in mine.itertuples(index=False)]
+            ids = frame[self.id_column]
+            repeated = ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy()
+            issues += [{"index": int(row), "field": self.id_column, "reason": DUPLICATE,
+                        "value": ids.iloc[row]} for row in np.flatnonzero(repeated).tolist()]
+            if issues:
+                request.error = InputError(sorted(issues,
+                                                  key=lambda i: (i["index"], i["field"])))
+            frames.append(None if issues else frame)
+        return frames
 
-    def score(self, records: list[dict[str, Any]], sink: DecisionLog | DecisionSink,
-              explain_all: bool = False, top_k: int = DEFAULT_TOP_K, laps: Laps | None = None,
-              render: Callable[[ScoredBatch], bytes] | None = None) -> ScoredBatch:
-        """Score a batch; returns once ``sink`` has durably logged the decisions (a
-        :class:`DecisionLog` is given the records before they are scored). While the log
-        writes, the history is appended, the roll-ups built and ``render`` (the answer's body,
-        kept as ``rendered``) run. ``laps``, when given, goes on timing each stage: validate,
-        queue for the history, records (canonical texts, ids, decisions), features, predict,
-        explain, history, roll-ups, respond and audit (handing over plus waiting for the
-        log)."""
-        laps = laps or Laps()
-        frame = self.validate(records)
-        laps.lap("validate")
-        decision_log = sink if isinstance(sink, DecisionLog) else SinkLog(sink)
-        with self.lock:
-            laps.lap("queue")
-            frame, repeats = self._repeats(frame, decision_log)
-            if frame.empty:  # a retry of decided records only: answered from the log
-                batch = ScoredBatch(decisions=list(repeats.values()), rollups=[])
-                batch.rendered = render(batch) if render is not None else None
-                return batch
-            frame = self._in_time_order(frame)
-            decision_ids = uuid7_texts(len(frame))
-            decision_log.prepare(decision_ids, frame)
-            laps.lap("records")
+    def _admitted(self, requests: list[ScoreRequest], frames: list[pd.DataFrame | None],
+                  log: DecisionLog) -> tuple[list[_Taken], list[ScoreRequest]]:
+        """The requests taken into this micro-batch, in order, each checked as if scored
+        alone after the ones before it: retried records, lateness and clock skew against the
+        clock they move; and those left for the next micro-batch."""
+        clock, carried, taken, deferred = self.clock, set(), [], []
+        for request, frame in zip(requests, frames, strict=True):
+            if frame is None:
+                continue
+            ids = list(map(str, frame[self.id_column].tolist()))
+            if carried.intersection(ids):
+                deferred.append(request)
+                continue
             try:
-                decisions, features = self._decide(frame, decision_ids, decision_log,
-                                                   explain_all, top_k, laps)
-            except BaseException:
-                decision_log.abandon()
-                raise
-            return self._log(frame, features, decisions, decision_log, laps, render, repeats)
+                fresh, repeats = self._repeats(frame, ids, log)
+                ordered = fresh.iloc[time_order(fresh[self.time_column])]
+                issues = self.arrival.issues(ordered[self.time_column], clock,
+                                             self.time_column)
+                if issues:
+                    raise InputError(issues)
+            except (InputError, ConflictError, LookupError) as error:
+                request.error = error
+                continue
+            carried.update(ids)
+            if len(ordered):
+                newest = ordered[self.time_column].iloc[-1]
+                clock = newest if clock is None else max(clock, newest)
+            taken.append(_Taken(request, ordered, repeats))
+        return taken, deferred
 
-    def _repeats(self, frame: pd.DataFrame,
-                 decision_log: DecisionLog) -> tuple[pd.DataFrame, dict[int, Decision]]:
+    def _repeats(self, frame: pd.DataFrame, ids: list[str],
+                 log: DecisionLog) -> tuple[pd.DataFrame, dict[int, Decision]]:
         """The records not decided yet, and the original decisions (marked as repeats) of
         those decided before with the same content, by index; :class:`ConflictError` naming
         the records whose id was decided with other content."""
-        ids = list(map(str, frame[self.id_column].tolist()))
         known = [row for row, record_id in enumerate(ids) if record_id in self.decided]
         if not known:
             return frame, {}
@@ -332,49 +401,41 @@ class Scorer(ABC):
                      if hash(text) != self.decided[ids[row]][1]]
         if conflicts:
             raise ConflictError(conflicts)
-        originals = decision_log.recall([self.decided[ids[row]][0] for row in known])
-        repeats = {int(frame.index[row]): replace(original, repeat=True)
+        originals = log.recall([self.decided[ids[row]][0] for row in known])
+        repeats = {int(frame.index[row]): replace(logged_decision(original, self.id_column),
+                                                  repeat=True)
                    for row, original in zip(known, originals, strict=True)}
         return frame.drop(index=list(repeats)), repeats
 
-    def _decide(self, frame: pd.DataFrame, decision_ids: list[str], decision_log: DecisionLog,
-                explain_all: bool, top_k: int,
-                laps: Laps) -> tuple[list[Decision], pd.DataFrame]:
-        """Features, scores and explanations of the records: their decisions (with the
-        records' canonical texts from the log)."""
-        try:
-            features = self.detector.builder.transform(self._at_feature_times(frame),
-                                                       self.state)
-        except LateRecordError as error:
-            raise InputError([{"index": None, "field": self.time_column,
-                               "reason": str(error)}]) from error
-        laps.lap("features")
-        scores = self.detector.score_features(features)
-        threshold = self.detector.threshold
-        flagged = scores >= threshold
-        laps.lap("predict")
-        wanted = np.ones(len(frame), bool) if explain_all else flagged
-        explained = explain(self.detector, features[wanted], top_k)
-        laps.lap("explain")
-        explanations: list[Explanation | None] = [None] * len(frame)
-        for position, item in zip(np.flatnonzero(wanted), explained, strict=True):
-            explanations[position] = item
-        texts = decision_log.texts()
-        decisions = [Decision(decision_id, record_id, text, s, threshold, f, e)
-                     for decision_id, record_id, text, s, f, e in zip(
-                         decision_ids, map(str, frame[self.id_column].tolist()),
-                         texts, scores.tolist(), flagged.tolist(), explanations, strict=True)]
+    def _score_taken(self, taken: list[_Taken], log: DecisionLog, laps: Laps) -> None:
+        """Score the new records of the requests taken, as one frame, log them in one commit
+        and answer each request (those with retried records only are answered at once)."""
+        scored = [item for item in taken if len(item.frame)]
+        for item in taken:
+            if not len(item.frame):
+                self._answer(item, item.frame, item.frame, [])
+        if not scored:
+            return
+        frame = pd.concat([item.frame for item in scored])
+        bounds = np.cumsum([0, *(len(item.frame) for item in scored)]).tolist()
+        decision_ids = uuid7_texts(len(frame))
+        log.begin(decision_ids, frame)
         laps.lap("records")
-        return decisions, features
-
-    def _log(self, frame: pd.DataFrame, features: pd.DataFrame, decisions: list[Decision],
-             decision_log: DecisionLog, laps: Laps,
-             render: Callable[[ScoredBatch], bytes] | None,
-             repeats: dict[int, Decision]) -> ScoredBatch:
-        """Hand the decisions to the log, then append the history, roll up and render while
-        it writes; returns once it has committed."""
         try:
-            logged = decision_log.log(decisions) or _already_logged
+            decisions, features = self._decide(frame, decision_ids, scored, bounds, log, laps)
+        except BaseException:
+            log.abandon()
+            self.rebuild()  # the feature state may hold the records: forget them
+            raise
+        try:
+            batches = [self._logged(item.request, decisions[start:stop])
+                       for item, start, stop in zip(scored, bounds, bounds[1:], strict=False)]
+        except Exception:  # e.g. a non-finite score: never handed over, the log is free again
+            log.abandon()
+            self.rebuild()
+            raise
+        try:
+            log.attach(batches)
         except Exception:  # nothing is stored: the feature state forgets the records
             self.rebuild()
             raise
@@ -386,32 +447,97 @@ class Scorer(ABC):
                                      plain_values(frame[self.time_column]),
                                      [d.score for d in decisions], [d.flagged for d in decisions])
         except Exception as error:
-            raise HistoryWriteError(self.detector.domain, error, _failure(logged)) from error
+            raise HistoryWriteError(self.detector.domain, error, _failure(log.commit)) from error
         laps.lap("history")
         try:
-            sent = np.argsort(frame.index.to_numpy(), kind="stable")  # back to request order
-            batch = self.assemble(frame.iloc[sent], features.iloc[sent],
-                                  [decisions[i] for i in sent.tolist()])
-            if repeats:  # the answer lists every record of the request, in its order
-                made = dict(zip(frame.index.tolist(), decisions, strict=True))
-                batch.decisions = [made[i] if i in made else repeats[i]
-                                   for i in range(len(made) + len(repeats))]
+            for item, start, stop in zip(scored, bounds, bounds[1:], strict=False):
+                self._answer(item, frame.iloc[start:stop], features.iloc[start:stop],
+                             decisions[start:stop])
             laps.lap("rollups")
-            if render is not None:
-                batch.rendered = render(batch)
-                laps.lap("respond")
         finally:
-            self._settle(logged, seqs)
+            self._settle(log, seqs)
+        laps.lap("audit")
         self.decided.update((d.record_id, (d.decision_id, hash(d.record_json)))
                             for d in decisions)
-        laps.lap("audit")
-        return batch
 
-    def _settle(self, logged: Callable[[], None], seqs: list[int]) -> None:
+    def _decide(self, frame: pd.DataFrame, decision_ids: list[str], scored: list[_Taken],
+                bounds: list[int], log: DecisionLog,
+                laps: Laps) -> tuple[list[Decision], pd.DataFrame]:
+        """Features, scores and explanations of the micro-batch's records (each request's
+        in time order, one after the other): their decisions, with the records' canonical
+        texts from the log."""
+        try:
+            features = self.detector.builder.transform(
+                self._at_feature_times(frame.reset_index(drop=True)), self.state)
+        except LateRecordError as error:
+            raise InputError([{"index": None, "field": self.time_column,
+                               "reason": str(error)}]) from error
+        laps.lap("features")
+        scores = self.detector.score_features(features)
+        threshold = self.detector.threshold
+        flagged = scores >= threshold
+        laps.lap("predict")
+        sizes = np.diff(bounds)
+        wanted = flagged | np.repeat([item.request.explain_all for item in scored], sizes)
+        top_k = np.repeat([item.request.top_k for item in scored], sizes)
+        explanations: list[Explanation | None] = [None] * len(frame)
+        for k in np.unique(top_k[wanted]).tolist():
+            rows = np.flatnonzero(wanted & (top_k == k))
+            for row, item in zip(rows, explain(self.detector, features.iloc[rows], k),
+                                 strict=True):
+                explanations[row] = item
+        laps.lap("explain")
+        texts = log.texts()
+        decisions = [Decision(decision_id, record_id, text, s, threshold, f, e)
+                     for decision_id, record_id, text, s, f, e in zip(
+                         decision_ids, map(str, frame[self.id_column].tolist()),
+                         texts, scores.tolist(), flagged.tolist(), explanations, strict=True)]
+        laps.lap("records")
+        return decisions, features
+
+    def _logged(self, request: ScoreRequest, decisions: list[Decision]) -> DecisionBatch:
+        """The audit log's view of one request's decisions."""
+        return DecisionBatch(
+            request_id=request.request_id, detector=self.detector.domain,
+            model_name=self.model.name, model_version=self.model.version,
+            threshold=self.detector.threshold, key_id=request.key_id,
+            run_id=self.model.run_id, features_version=self.detector.builder.version,
+            decision_ids=[d.decision_id for d in decisions],
+            record_texts=[d.record_json for d in decisions],
+            scores=[d.score for d in decisions], flagged=[d.flagged for d in decisions],
+            explanations=[d.explanation.as_dict() if d.explanation else None
+                          for d in decisions])
+
+    def _answer(self, item: _Taken, frame: pd.DataFrame, features: pd.DataFrame,
+                decisions: list[Decision]) -> None:
+        """A request's result: roll-ups (and networks) of its new records, every decision in
+        the order sent (retried records' originals among them), its body rendered."""
+        request = item.request
+        if not len(frame):  # retried records only
+            request.result = ScoredBatch(decisions=[item.repeats[i] for i in sorted(item.repeats)],
+                                         rollups=[])
+            if request.render is not None:
+                request.result.rendered = request.render(request.result)
+            return
+        try:
+            sent = np.argsort(frame.index.to_numpy(), kind="stable")
+            batch = self.assemble(frame.iloc[sent], features.iloc[sent],
+                                  [decisions[i] for i in sent.tolist()])
+            if item.repeats:
+                made = dict(zip(frame.index.tolist(), decisions, strict=True))
+                batch.decisions = [made[i] if i in made else item.repeats[i]
+                                   for i in range(len(made) + len(item.repeats))]
+            if request.render is not None:
+                batch.rendered = request.render(batch)
+            request.result = batch
+        except Exception as error:  # this request's answer only
+            request.error = error
+
+    def _settle(self, log: DecisionLog, seqs: list[int]) -> None:
         """Wait until the decisions are logged; if they could not be, take their records back
         out of the history and the feature state, and raise the log's error."""
         try:
-            logged()
+            log.commit()
         except Exception as log_error:
             try:
                 self.store.remove(seqs)
@@ -511,16 +637,3 @@ def _accounts(frame: pd.DataFrame, side: str) -> list[str]:
     operations cost milliseconds even for one record)."""
     return [f"{bank}|{account}" for bank, account in zip(
         frame[f"{side}_bank"].tolist(), frame[f"{side}_account"].tolist(), strict=True)]
-
-
-def _accepted(result: ValidationResult,
-              issues: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    """The typed frame of a validation without errors, else :class:`InputError` naming every
-    bad record's index and field (``issues``, e.g. unknown fields, come first)."""
-    issues = list(issues or [])
-    if (result.issues["severity"].to_numpy() == "error").any():
-        issues += [{"index": int(r.row), "field": r.column, "reason": r.reason,
-                    "value": r.value} for r in result.errors.itertuples(index=False)]
-    if issues:
-        raise InputError(sorted(issues, key=lambda i: (i["index"], i["field"])))
-    return result.frame
