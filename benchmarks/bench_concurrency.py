@@ -28,13 +28,17 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from illicitflows.access.keys import KeyStore
 from illicitflows.transactions.simulate import SimulationConfig, simulate_transactions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import api_frame, register, train, wait_for_model  # noqa: E402
+from bench_service import (  # noqa: E402
+    api_frame,
+    prepare_service,
+    start_server,
+    train,
+    wait_for_model,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 #: Records stamped this far behind the newest one at most (the default lateness is 10 min).
 JITTER_S = 300
 
@@ -129,6 +133,55 @@ def wrk(port: int, path: str, clients: int, seconds: int, env: dict[str, str],
     return summary
 
 
+#: Where a sampled stack spends its time, by the first of these its frames name (outermost
+#: first is not what counts: the innermost match wins).
+PLACES = {"score_batch": "scoring thread (features, predict, explain, history)",
+          "_validated": "validation", "transform": "features", "explain": "explanations",
+          "score_features": "predict", "HistoryStore": "history store", "append": "history store",
+          "_answer": "roll-ups and rendering", "commit": "waiting for the audit commit",
+          "_insert": "audit insert", "log_batches": "audit log", "serve": "audit writer",
+          "json_body": "request parsing", "authorize": "authentication",
+          "h11": "HTTP (h11)", "httptools": "HTTP (httptools)", "uvicorn": "HTTP server",
+          "starlette": "ASGI framework", "fastapi": "ASGI framework",
+          "bentoml": "BentoML middlewares", "asyncio": "event loop"}
+
+
+def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
+    """Sample the server's processes (py-spy) while a run goes on."""
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses",
+                             "--duration", str(seconds), "--rate", "200", "--format", "raw",
+                             "--nonblocking", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile_summary(raw: Path, top: int = 25) -> dict:
+    """Shares of the samples (CPU only: idle threads are not sampled) by the innermost
+    :data:`PLACES` each stack passes through, and the functions seen most at the top."""
+    places: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        place = "other"
+        for frame in frames:
+            for key, name in PLACES.items():
+                if key in frame:
+                    place = name
+        places[place] = places.get(place, 0) + n
+        leaf = frames[-1].split(" (")[0]
+        leaves[leaf] = leaves.get(leaf, 0) + n
+    share = {k: round(v / max(total, 1), 3) for k, v in sorted(places.items(),
+                                                                key=lambda kv: -kv[1])}
+    leaf_share = {k: round(v / max(total, 1), 3)
+                  for k, v in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]}
+    return {"samples": total, "by_place": share, "top_functions": leaf_share}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", default="1,8,32,64")
@@ -137,6 +190,9 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--port", type=int, default=3933)
+    parser.add_argument("--profile-clients", type=int, default=0,
+                        help="sample the server with py-spy during the scoring run with this "
+                             "many clients (0: no profile)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -147,30 +203,29 @@ def main() -> None:
     detector = train(frame, args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        os.environ.update({"ILLICITFLOWS_DATA_DIR": str(root), "BENTOML_HOME": str(root / "bh"),
-                           "ILLICITFLOWS_TRACKING_URI": uri})
-        register(detector, uri)
-        key = KeyStore().create("scorer")[1]
+        key = prepare_service(root, detector)
         script, fields = root / "score.lua", root / "templates.lua"
         script.write_text(LUA.replace('wrk.format("POST", nil, nil,',
                                       'wrk.format("POST", nil, {["Authorization"]="Bearer '
                                       + key + '", ["Content-Type"]="application/json"},'))
         templates(frame.sample(2000, random_state=0), fields)
-        server = subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
-                                   str(args.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        server = start_server(args.port)
         try:
             load_s = wait_for_model(args.port, key)
             # the stream continues the simulated days: its clock starts after them
             base = int(pd.Timestamp(frame["timestamp"].max()).timestamp()) + 3600
-            runs = {}
+            runs, profiled = {}, None
             for clients in map(int, args.clients.split(",")):
                 env = {"BENCH_TEMPLATES": str(fields), "BENCH_JITTER": str(JITTER_S),
                        "BENCH_RUN": f"n{clients}", "BENCH_BASE": str(base)}
+                sampler = (profile(server.pid, max(1, args.seconds - 2), root / "profile.txt")
+                           if clients == args.profile_clients else None)
                 scored = wrk(args.port, "/v1/transactions/score", clients, args.seconds,
                              {**env, "BENCH_PATH": "/v1/transactions/score"}, script,
                              args.wrk_threads)
+                if sampler is not None:
+                    sampler.wait(timeout=120)
+                    profiled = profile_summary(root / "profile.txt")
                 base += args.seconds + 5
                 bare = wrk(args.port, "/livez", clients, args.seconds,
                            {**env, "BENCH_PATH": "/livez"}, script, args.wrk_threads)
@@ -185,7 +240,7 @@ def main() -> None:
             server.wait(timeout=60)
     print(json.dumps({
         "seconds_per_run": args.seconds, "startup_load_s": load_s, "jitter_s": JITTER_S,
-        "runs": runs,
+        "runs": runs, "profile": profiled,
         "stage_seconds_sum": {line.split("stage=")[1].split('"')[1]: float(line.split()[-1])
                               for line in stages.splitlines()
                               if line.startswith("illicitflows_stage_seconds_sum")

@@ -176,6 +176,23 @@ def overhead_vs_core(http: dict) -> dict[str, float]:
             for k in ("single", "batch_1000")}
 
 
+def prepare_service(root: Path, detector: Detector) -> str:
+    """A server's data directory at ``root`` (this process's environment points there) with
+    ``detector`` registered as the champion; returns an admin key (it scores and reads)."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ.update({"ILLICITFLOWS_DATA_DIR": str(root), "BENTOML_HOME": str(root / "bh"),
+                       "ILLICITFLOWS_TRACKING_URI": uri})
+    register(detector, uri)
+    return KeyStore().create("admin")[1]
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    """``illicitflows serve`` in a session of its own (stop it with :func:`os.killpg`)."""
+    return subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
+                             str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def wait_for_model(port: int, key: str, seconds: float = 900) -> float:
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -212,15 +229,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        os.environ.update({"ILLICITFLOWS_DATA_DIR": str(root), "BENTOML_HOME": str(root / "bh"),
-                           "ILLICITFLOWS_TRACKING_URI": uri})
-        register(detector, uri)
+        key = prepare_service(root, detector)
         preload(history, f"sqlite:///{root / 'history.db'}")
-        key = KeyStore().create("admin")[1]
-        server = subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
-                                   str(args.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        server = start_server(args.port)
         try:
             load_s = wait_for_model(args.port, key)
             http = over_http(args.port, key, api_records(singles),

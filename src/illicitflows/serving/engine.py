@@ -173,6 +173,45 @@ def _failure(wait: Callable[[], None]) -> Exception | None:
     return None
 
 
+@dataclass
+class TakenHistory:
+    """Stored history fed to a feature state (:func:`take_history`): the typed records taken
+    (arrival order), their stored rows, their features, the clock after them, and the rows
+    skipped (each named with its position, field and reason)."""
+
+    frame: pd.DataFrame
+    rows: pd.DataFrame
+    features: pd.DataFrame
+    clock: pd.Timestamp | None
+    skipped: list[str]
+
+
+def take_history(detector: Detector, stored: pd.DataFrame, state: Any) -> TakenHistory:
+    """The one way stored history (:meth:`HistoryStore.load`) becomes feature state, for a
+    scorer's rebuild and an auditor's replay alike: the rows in arrival order, each at its
+    feature time (:mod:`~illicitflows.serving.arrival`). Rows that no longer validate (e.g.
+    an id stored twice by a retry before retries were recognised) are skipped and reported:
+    data the service once accepted never keeps a detector out of service."""
+    kind = SCORERS[detector.domain]
+    if stored.empty:
+        return TakenHistory(stored, stored, stored, None, [])
+    raw = stored.drop(columns=list(ROW_COLUMNS))
+    schema = DOMAINS[detector.domain].schema
+    absent = [f.name for f in schema.fields if f.name not in raw.columns]
+    result = schema.parse(raw.assign(**dict.fromkeys(absent)))
+    frame, skipped = result.frame, []
+    if len(result.errors):
+        skipped = [f"history row {stored['_seq'].iloc[row]}, field {column}: {reason}"
+                   for row, column, reason in result.errors[
+                       ["row", "column", "reason"]].itertuples(index=False)]
+        kept = ~np.isin(np.arange(len(frame)), result.bad_rows)
+        frame, stored = frame[kept], stored[kept]
+    times = feature_times(frame[kind.time_column], None)
+    features = detector.builder.transform(frame.assign(**{kind.time_column: times}), state)
+    return TakenHistory(frame, stored, features, times.iloc[-1] if len(times) else None,
+                        skipped)
+
+
 def logged_decision(stored: StoredDecision, id_column: str) -> Decision:
     """A decision as the audit log holds it (what a retry of its record is answered with)."""
     explanation = stored.explanation
@@ -216,30 +255,20 @@ class Scorer(ABC):
         recognised) are skipped and reported (``skipped``): a detector never stays out of
         service over data it once accepted."""
         self.state = self.detector.builder.scoring_state()
-        self.clock = None
+        taken = take_history(self.detector, self.store.load(since=self.history_since()),
+                             self.state)
+        self.clock, self.skipped = taken.clock, taken.skipped
+        if taken.skipped:
+            log.warning("%s history: %d row(s) skipped in the rebuild; first: %s",
+                        self.detector.domain, len(taken.skipped), taken.skipped[0])
         #: Record id -> (decision id, hash of its canonical text) of the records taken.
         self.decided: dict[str, tuple[str, int]] = {}
-        self.skipped: list[str] = []
-        stored = self.store.load(since=self.history_since())
-        if stored.empty:
+        if taken.frame.empty:
             return
-        raw = stored.drop(columns=list(ROW_COLUMNS))
-        absent = [f.name for f in self.domain.schema.fields if f.name not in raw.columns]
-        result = self.domain.schema.parse(raw.assign(**dict.fromkeys(absent)))
-        frame = result.frame
-        if len(result.errors):
-            self.skipped = [f"history row {stored['_seq'].iloc[row]}, field {column}: {reason}"
-                            for row, column, reason in result.errors[
-                                ["row", "column", "reason"]].itertuples(index=False)]
-            log.warning("%s history: %d row(s) skipped in the rebuild; first: %s",
-                        self.detector.domain, len(result.bad_rows), self.skipped[0])
-            kept = ~np.isin(np.arange(len(frame)), result.bad_rows)
-            frame, stored = frame[kept], stored[kept]
-        features = self.detector.builder.transform(self._at_feature_times(frame), self.state)
-        self.after_rebuild(frame, features, stored["_flagged"].to_numpy(dtype=bool))
-        originals = zip(stored["_decision_id"].tolist(), map(hash, stored["_record"].tolist()),
-                        strict=True)
-        self.decided = dict(zip(map(str, frame[self.id_column].tolist()), originals,
+        self.after_rebuild(taken.frame, taken.features, taken.rows["_flagged"].to_numpy(bool))
+        originals = zip(taken.rows["_decision_id"].tolist(),
+                        map(hash, taken.rows["_record"].tolist()), strict=True)
+        self.decided = dict(zip(map(str, taken.frame[self.id_column].tolist()), originals,
                                 strict=True))
 
     def _at_feature_times(self, frame: pd.DataFrame) -> pd.DataFrame:
