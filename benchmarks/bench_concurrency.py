@@ -55,7 +55,7 @@ local threads = {}
 local counter = 0
 local id = 0
 local started = os.time()
-local statuses = {}
+statuses = {}  -- global: done() reads it from each thread
 
 function setup(thread)
   id = id + 1

@@ -4,6 +4,7 @@ all of these."""
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +19,7 @@ from illicitflows.serving.arrival import Arrival, feature_times
 from illicitflows.serving.engine import (
     ConflictError,
     InputError,
+    ModelRef,
     ScoreRequest,
     TransactionScorer,
 )
@@ -319,3 +321,25 @@ def test_concurrent_out_of_order_clients_all_get_200_equal_to_one_at_a_time(
     alone = scorer(tmp_path, tx_detector, tx_model, runtime.settings.arrival, name="alone")
     scores = [alone.score([d.record], memory_log()).decisions[0].score for d in logged]
     assert [d.score for d in logged] == scores
+
+
+def test_declarations_are_retried_and_micro_batched_by_date(tmp_path, declarations,
+                                                             trade_detector, memory_log) -> None:
+    """Trade takes the same path: a day's declarations in any order, a retry answered with
+    the originals, an earlier day beyond the lateness refused with its index."""
+    runtime = inline_runtime(tmp_path)
+    model = ModelRef("illicitflows-trade", "1", "run-1")
+    engine = runtime.add_scorer(trade_detector, model)
+    tail = declarations.tail(60).drop(columns=["fraud", "typology", "revenue"])
+    records = json.loads(tail.to_json(orient="records", date_format="iso"))
+    first = engine.score(records[:40], runtime.request_log(), request_id="first")
+    requests = [ScoreRequest(records[:20], request_id="retry"),
+                ScoreRequest(records[40:60], request_id="next"),
+                ScoreRequest([dict(records[40], declaration_id="old", date="2022-01-02")])]
+    engine.score_batch(requests, runtime.request_log())
+    assert [d.decision_id for d in requests[0].outcome().decisions] == [
+        d.decision_id for d in first.decisions[:20]]
+    assert len(requests[1].outcome().decisions) == 20
+    assert requests[2].error.issues[0]["index"] == 0
+    assert len(engine.store.load()) == 60
+    runtime.close()

@@ -125,7 +125,11 @@ class Runtime:
             if current is not None and current.model == model:
                 continue
             detector = import_to_bento_store(detector, model)
-            self.add_scorer(detector, model)
+            try:
+                self.add_scorer(detector, model)
+            except Exception as error:  # one detector's failure leaves the other serving
+                self.problems[domain] = f"{type(error).__name__}: {error}"
+                log.exception("not ready: %s detector could not be loaded", domain)
         freeze_loaded()
 
     def add_scorer(self, detector: Detector, model: ModelRef) -> Scorer:
