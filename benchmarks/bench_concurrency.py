@@ -148,7 +148,8 @@ PLACES = {"score_batch": "scoring thread (features, predict, explain, history)",
 
 def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
     """Sample the server's processes (py-spy) while a run goes on."""
-    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses",
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--subprocesses",
                              "--duration", str(seconds), "--rate", "200", "--format", "raw",
                              "--nonblocking", "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
