@@ -370,13 +370,19 @@ class Scorer(ABC):
             frame = result.frame.iloc[start:stop].set_axis(pd.RangeIndex(stop - start))
             issues = [{"index": row - start, "field": key, "reason": "unknown field"}
                       for row, key in unknown if start <= row < stop]
-            mine = errors[(errors["row"] >= start) & (errors["row"] < stop)]
-            issues += [{"index": int(r.row) - start, "field": r.column, "reason": r.reason,
-                        "value": r.value} for r in mine.itertuples(index=False)]
-            ids = frame[self.id_column]
-            repeated = ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy()
-            issues += [{"index": int(row), "field": self.id_column, "reason": DUPLICATE,
-                        "value": ids.iloc[row]} for row in np.flatnonzero(repeated).tolist()]
+            if len(errors):  # (filtering a frame per request costs, while most have none)
+                mine = errors[(errors["row"] >= start) & (errors["row"] < stop)]
+                issues += [{"index": int(r.row) - start, "field": r.column,
+                            "reason": r.reason, "value": r.value}
+                           for r in mine.itertuples(index=False)]
+            ids = frame[self.id_column].tolist()
+            if len(set(ids)) < len(ids):
+                seen: set[Any] = set()
+                for row, record_id in enumerate(ids):
+                    if record_id in seen and not is_null(record_id):
+                        issues.append({"index": row, "field": self.id_column,
+                                       "reason": DUPLICATE, "value": record_id})
+                    seen.add(record_id)
             if issues:
                 request.error = InputError(sorted(issues,
                                                   key=lambda i: (i["index"], i["field"])))
