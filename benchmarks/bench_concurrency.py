@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,8 +32,7 @@ from illicitflows.transactions.simulate import SimulationConfig, simulate_transa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_service import (  # noqa: E402
     api_frame,
-    prepare_service,
-    start_server,
+    running_service,
     train,
     wait_for_model,
 )
@@ -202,43 +200,38 @@ def main() -> None:
                                                    seed=13)).frame
     frame = frame.drop(columns=["typology", "attempt_id"]).reset_index(drop=True)
     detector = train(frame, args.rounds)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, running_service(detector, args.port) as (
+            pid, key):
         root = Path(tmp)
-        key = prepare_service(root, detector)
         script, fields = root / "score.lua", root / "templates.lua"
         script.write_text(LUA.replace('wrk.format("POST", nil, nil,',
                                       'wrk.format("POST", nil, {["Authorization"]="Bearer '
                                       + key + '", ["Content-Type"]="application/json"},'))
         templates(frame.sample(2000, random_state=0), fields)
-        server = start_server(args.port)
-        try:
-            load_s = wait_for_model(args.port, key)
-            # the stream continues the simulated days: its clock starts after them
-            base = int(pd.Timestamp(frame["timestamp"].max()).timestamp()) + 3600
-            runs, profiled = {}, None
-            for clients in map(int, args.clients.split(",")):
-                env = {"BENCH_TEMPLATES": str(fields), "BENCH_JITTER": str(JITTER_S),
-                       "BENCH_RUN": f"n{clients}", "BENCH_BASE": str(base)}
-                sampler = (profile(server.pid, max(1, args.seconds - 2), root / "profile.txt")
-                           if clients == args.profile_clients else None)
-                scored = wrk(args.port, "/v1/transactions/score", clients, args.seconds,
-                             {**env, "BENCH_PATH": "/v1/transactions/score"}, script,
-                             args.wrk_threads)
-                if sampler is not None:
-                    sampler.wait(timeout=120)
-                    profiled = profile_summary(root / "profile.txt")
-                base += args.seconds + 5
-                bare = wrk(args.port, "/livez", clients, args.seconds,
-                           {**env, "BENCH_PATH": "/livez"}, script, args.wrk_threads)
-                runs[str(clients)] = {
-                    "score": scored, "livez": bare,
-                    "ratio_to_livez": scored["requests_per_s"] / bare["requests_per_s"],
-                    "load_average_after": os.getloadavg()}
-            time.sleep(1)
-            stages = httpx.get(f"http://127.0.0.1:{args.port}/metrics").text
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
+        load_s = wait_for_model(args.port, key)
+        # the stream continues the simulated days: its clock starts after them
+        base = int(pd.Timestamp(frame["timestamp"].max()).timestamp()) + 3600
+        runs, profiled = {}, None
+        for clients in map(int, args.clients.split(",")):
+            env = {"BENCH_TEMPLATES": str(fields), "BENCH_JITTER": str(JITTER_S),
+                   "BENCH_RUN": f"n{clients}", "BENCH_BASE": str(base)}
+            sampler = (profile(pid, max(1, args.seconds - 2), root / "profile.txt")
+                       if clients == args.profile_clients else None)
+            scored = wrk(args.port, "/v1/transactions/score", clients, args.seconds,
+                         {**env, "BENCH_PATH": "/v1/transactions/score"}, script,
+                         args.wrk_threads)
+            if sampler is not None:
+                sampler.wait(timeout=120)
+                profiled = profile_summary(root / "profile.txt")
+            base += args.seconds + 5
+            bare = wrk(args.port, "/livez", clients, args.seconds,
+                       {**env, "BENCH_PATH": "/livez"}, script, args.wrk_threads)
+            runs[str(clients)] = {
+                "score": scored, "livez": bare,
+                "ratio_to_livez": scored["requests_per_s"] / bare["requests_per_s"],
+                "load_average_after": os.getloadavg()}
+        time.sleep(1)
+        stages = httpx.get(f"http://127.0.0.1:{args.port}/metrics").text
     print(json.dumps({
         "seconds_per_run": args.seconds, "startup_load_s": load_s, "jitter_s": JITTER_S,
         "runs": runs, "profile": profiled,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import bentoml
 
 from illicitflows.access.keys import KeyStore
+from illicitflows.audit.checkpoints import start_checkpoints
 from illicitflows.audit.requestlog import RequestLog
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
@@ -20,7 +21,7 @@ from illicitflows.serving.batching import BatchLimits, MicroBatcher
 from illicitflows.serving.engine import SCORERS, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
-from illicitflows.settings import data_dir
+from illicitflows.settings import database_url
 from illicitflows.tracking.registry import CHAMPION, load_detector
 from illicitflows.tracking.setup import configure
 
@@ -95,6 +96,8 @@ class Runtime:
         self.writer = (AuditWriter(self.audit.url) if self.settings.audit_writer == "process"
                        else None)
         self.keys = KeyStore(self.settings.keys_url)
+        #: Signed checkpoints of the log's head, when $ILLICITFLOWS_CHECKPOINT_KEY names a key.
+        self.checkpoints = start_checkpoints(self.audit)
         self.scorers: dict[str, Scorer] = {}
         self.batchers: dict[str, MicroBatcher] = {}
         self.problems: dict[str, str] = {}
@@ -104,7 +107,7 @@ class Runtime:
         return all(d in self.scorers for d in DETECTORS)
 
     def history_url(self) -> str:
-        return self.settings.history_url or f"sqlite:///{data_dir() / 'history.db'}"
+        return self.settings.history_url or database_url("history")
 
     def load(self) -> None:
         """Load every detector from the registry (again: only versions that changed); one clear
@@ -165,11 +168,14 @@ class Runtime:
         log.error("not ready: %s detector retired: %s", domain, problem)
 
     def close(self) -> None:
-        """Stop the scoring threads and the audit writer, release the audit log."""
+        """Stop the scoring threads and the audit writer, sign a last checkpoint and release
+        the audit log's connections."""
         for batcher in self.batchers.values():
             batcher.close()
         if self.writer is not None:
             self.writer.close()
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         self.audit.close()
 
     def request_log(self) -> RequestLog:
