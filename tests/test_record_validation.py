@@ -9,6 +9,8 @@ import random
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from illicitflows.record_validation import MAX_RECORDS, convert_records, parse_records
 from illicitflows.trade.schema import DECLARATION_SCHEMA, LABEL
@@ -184,3 +186,67 @@ def test_filled_ids_are_those_records_with_the_ids_would_have(transactions, othe
         expected[-1] = str(other)
     assert [None if v is pd.NA else v for v in result.frame["id"].tolist()] == \
         [None if v is pd.NA else v for v in expected]
+
+
+# -- property-based: whatever JSON values a record holds, the parser answers with issues ----
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(),
+    st.integers(), st.integers(min_value=10**300, max_value=10**400).map(lambda n: n * -1),
+    st.integers(min_value=2**63 - 2, max_value=2**64 + 2),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12), st.sampled_from(["2022-09-01T00:20:00", "2022/09/01 00:20",
+                                           "2022-09-01", "US Dollar", "Wire", " 12 ", "nan",
+                                           "Infinity", "1e400", "2200-01-01T00:00:00"]))
+
+
+def records_of(schema: RecordSchema, extra_keys: tuple[str, ...] = (),
+               min_fields: int = 0) -> st.SearchStrategy:
+    keys = st.sampled_from([*schema.columns, *extra_keys])
+    return st.lists(st.dictionaries(keys, JSON_SCALARS, min_size=min_fields,
+                                    max_size=len(schema.columns) + 2), min_size=1, max_size=6)
+
+
+def assert_issues_name_records_and_fields(schema: RecordSchema, records: list[dict]) -> None:
+    result = parse_records(schema, records)
+    names = {*schema.columns, *(key for record in records for key in record)}
+    assert len(result.frame) == len(records)
+    for row, column in result.issues[["row", "column"]].itertuples(index=False):
+        assert 0 <= row < len(records) and column in names, (row, column)
+    bad = set(result.bad_rows.tolist())
+    for i, record in enumerate(records):  # a record with a value no field can take is bad
+        for f in schema.fields:
+            value = record.get(f.name)
+            if f.kind == "number" and (type(value) is bool or (type(value) is int
+                                                              and abs(value) > 1e308)):
+                assert i in bad and f.name in set(
+                    result.errors[result.errors["row"] == i]["column"]), (i, f.name, value)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(records=records_of(TRANSACTION_SCHEMA, ("colour",)))
+def test_any_json_transactions_give_issues_never_an_exception(records) -> None:
+    assert_issues_name_records_and_fields(TRANSACTION_SCHEMA, records)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(records=records_of(DECLARATION_SCHEMA))
+def test_any_json_declarations_give_issues_never_an_exception(records) -> None:
+    assert_issues_name_records_and_fields(DECLARATION_SCHEMA, records)
+
+
+@settings(max_examples=50, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(records=records_of(FUZZ_SCHEMA, min_fields=1))  # a frame has no row for {}
+def test_any_json_values_agree_between_the_two_paths(records) -> None:
+    assert_same(FUZZ_SCHEMA, records)
+
+
+@pytest.mark.parametrize("value", [True, False, 10**400, -(10**400)])
+def test_booleans_and_integers_beyond_floats_are_not_amounts(transactions, value) -> None:
+    records = [dict(r) for r in transactions[:2]]
+    records[1]["amount_paid"] = value
+    errors = parse_records(TRANSACTION_SCHEMA, records).errors
+    assert errors[["row", "column", "reason"]].values.tolist() == [[1, "amount_paid",
+                                                                   "not a number"]]

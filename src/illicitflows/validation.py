@@ -328,8 +328,33 @@ def convert_column(f: Field, values: pd.Series) -> Converted:
             return Converted(values.astype("datetime64[ns]").to_numpy(), blank)
         text = values.astype("string").str.strip().to_numpy(dtype=object, na_value=None)
         return Converted(parse_times(text, f.timestamp_formats), blank)
-    return Converted(pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64,
-                                                                      na_value=np.nan), blank)
+    return Converted(_numbers(f, values), blank)
+
+
+def _numbers(f: Field, values: pd.Series) -> np.ndarray:
+    """A number or flag column as float64, NaN where a value is not a number: text that
+    does not read as one, a boolean in a number field (true is no amount), an integer beyond
+    float64 (JSON has no bound)."""
+    if f.kind == "number" and pd.api.types.is_bool_dtype(values):
+        return np.full(len(values), np.nan)
+    if values.dtype == object:
+        values = values.map(_number_or_nan if f.kind == "number" else _flag_or_nan)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _flag_or_nan(value: object) -> object:
+    """``value``, with an integer beyond float64 as NaN."""
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return np.nan
+    return value
+
+
+def _number_or_nan(value: object) -> object:
+    """``value``, with booleans and integers beyond float64 as NaN."""
+    return np.nan if isinstance(value, bool | np.bool_) else _flag_or_nan(value)
 
 
 def _blank(values: pd.Series) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import stat
 import time
 
 import pytest
@@ -96,3 +97,53 @@ def test_role_matrix() -> None:
         "manage_keys", "manage_models"}
     assert all(allowed("admin", p) for p in admin)
     assert not allowed("nobody", "score")
+
+
+def test_cached_lookups_see_a_revocation_elsewhere_within_max_age(store: KeyStore) -> None:
+    key_id, secret = store.create("scorer")
+    assert store.authenticate(secret, max_age=0.3) == Principal(key_id, "scorer")
+    elsewhere = KeyStore(store.url)  # the CLI, say
+    try:
+        assert elsewhere.revoke(key_id)
+    finally:
+        elsewhere.close()
+    assert store.authenticate(secret, max_age=0.3) is not None  # the cached row, still young
+    assert store.authenticate(secret) is None  # max_age 0: read again
+    time.sleep(0.35)
+    assert store.authenticate(secret, max_age=0.3) is None
+
+
+def test_a_revocation_through_the_same_store_is_immediate(store: KeyStore) -> None:
+    key_id, secret = store.create("admin")
+    assert store.authenticate(secret, max_age=60) is not None
+    store.revoke(key_id)
+    assert store.authenticate(secret, max_age=60) is None
+
+
+def test_cached_lookups_do_not_read_the_database(store: KeyStore, monkeypatch) -> None:
+    _, secret = store.create("scorer")
+    assert store.authenticate(secret, max_age=60) is not None
+    wrong = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+
+    def no_database() -> None:
+        raise AssertionError("read the database")
+
+    monkeypatch.setattr(store._engine, "connect", no_database)
+    assert store.authenticate(secret, max_age=60) is not None
+    assert store.authenticate(wrong, max_age=60) is None  # checked against the cached hash
+
+
+def test_made_up_key_ids_are_not_cached(store: KeyStore) -> None:
+    for n in range(50):
+        assert store.authenticate(f"ifk_{n:016x}_{'x' * 43}", max_age=60) is None
+    assert store._cache == {}
+
+
+def test_key_store_file_is_private(tmp_path) -> None:
+    path = tmp_path / "keys.db"
+    store = KeyStore(f"sqlite:///{path}")
+    store.create("admin")
+    store.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for sidecar in path.parent.glob("keys.db-*"):  # WAL and shared memory: the file's mode
+        assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600, sidecar

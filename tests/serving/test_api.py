@@ -256,3 +256,140 @@ def test_decisions_the_log_cannot_take_leave_the_writer_free(
     answer = client.post("/transactions/score", headers=bearer(keys["scorer"]),
                          json={"transactions": records[:20]})
     assert answer.status_code == 200, answer.text
+
+
+def bad_fields(answer) -> set[tuple]:
+    return {(e["index"], e["field"]) for e in answer.json()["errors"]}
+
+
+def test_body_over_the_byte_limit_is_refused_before_parsing(api, transactions,
+                                                            api_records) -> None:
+    client, runtime, keys, detector, model = api
+    runtime.add_scorer(detector, model)
+    runtime.settings.max_body_bytes = 20_000
+    headers = {**bearer(keys["scorer"]), "Content-Type": "application/json"}
+    small = json.dumps({"transactions": api_records(transactions.iloc[:5])})
+    assert client.post("/transactions/score", content=small, headers=headers).status_code == 200
+    big = json.dumps({"transactions": api_records(transactions.iloc[:200])})
+    assert len(big) > 20_000
+    declared = client.post("/transactions/score", content=big, headers=headers)
+    assert declared.status_code == 413 and "20,000" in declared.json()["detail"]
+
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        for start in range(0, len(big), 4096):
+            yield big[start:start + 4096].encode()
+
+    streamed = client.post("/transactions/score", content=chunks(), headers=headers)
+    assert streamed.status_code == 413, streamed.text
+    lying = client.post("/transactions/score", content=big, headers={
+        **headers, "Content-Length": "10"})  # a client that lies about its length
+    assert lying.status_code in (400, 413, 422), lying.text
+
+
+def test_values_beyond_the_limits_name_record_and_field(api, transactions, api_records) -> None:
+    client, runtime, keys, detector, model = api
+    runtime.add_scorer(detector, model)
+    headers = bearer(keys["scorer"])
+    records = api_records(transactions.iloc[:4])
+    records[0]["from_account"] = "A" * 5000
+    records[1]["amount_paid"] = 1e300
+    records[2]["amount_received"] = 10**400
+    records[3]["to_bank"] = {"nested": [1, [2, [3]]]}
+    answer = client.post("/transactions/score", json={"transactions": records}, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert bad_fields(answer) == {(0, "from_account"), (1, "amount_paid"),
+                                  (2, "amount_received"), (3, "to_bank")}
+    assert runtime.audit.query().total == 0  # nothing went into the audit log
+    runtime.settings.max_text_chars = 10_000
+    records = api_records(transactions.iloc[:1])
+    records[0]["from_account"] = "A" * 5000
+    allowed = client.post("/transactions/score", json={"transactions": records},
+                          headers=headers)
+    assert allowed.status_code == 200, allowed.text
+
+
+HOSTILE = [  # (what, body text) with RECORD a good record, AMOUNT one without amount_paid
+    ("boolean top_k", '{"transactions": [RECORD], "top_k": true}'),
+    ("fractional top_k", '{"transactions": [RECORD], "top_k": 5.0}'),
+    ("zero top_k", '{"transactions": [RECORD], "top_k": 0}'),
+    ("list explain", '{"transactions": [RECORD], "explain": ["all"]}'),
+    ("unknown body field", '{"transactions": [RECORD], "colour": "red"}'),
+    ("boolean amount", '{"transactions": [{AMOUNT, "amount_paid": true}]}'),
+    ("1e400 amount", '{"transactions": [{AMOUNT, "amount_paid": 1e400}]}'),
+    ("huge integer amount", '{"transactions": [{AMOUNT, "amount_paid": 1' + "0" * 400 + "}]}"),
+    ("huge negative amount", '{"transactions": [{AMOUNT, "amount_paid": -1' + "0" * 400 + "}]}"),
+    ("NaN amount", '{"transactions": [{AMOUNT, "amount_paid": NaN}]}'),
+    ("infinite amount", '{"transactions": [{AMOUNT, "amount_paid": Infinity}]}'),
+    ("deep array", "[" * 5000 + "]" * 5000),
+    ("deep records", '{"transactions": ' + "[" * 300 + "]" * 300 + "}"),
+]
+
+
+@pytest.mark.parametrize("body", [b for _, b in HOSTILE], ids=[w for w, _ in HOSTILE])
+def test_hostile_bodies_answer_422(api, transactions, api_records, body) -> None:
+    client, runtime, keys, detector, model = api
+    runtime.add_scorer(detector, model)
+    record = api_records(transactions.iloc[:1])[0]
+    without_amount = json.dumps({k: v for k, v in record.items() if k != "amount_paid"})
+    body = body.replace("RECORD", json.dumps(record)).replace("{AMOUNT", without_amount[:-1])
+    answer = client.post("/transactions/score", content=body, headers={
+        **bearer(keys["scorer"]), "Content-Type": "application/json"})
+    assert answer.status_code == 422, (body[:200], answer.text)
+    assert answer.json()["detail"]
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("from=garbage", "from"), ("to=2024-13-45", "to"),
+    ("from=2024-01-01T00:00:00%2B99:00", "from"), ("from=0001-01-01T00:00:00%2B05:00", "from"),
+    ("to=9999-12-31T23:59:59-05:00", "to"),
+    ("page=99999999999999999999", "page"), ("page=0", "page"), ("page=1.5", "page"),
+    ("page_size=100000", "page_size"), ("flagged=maybe", "flagged"),
+    ("detector=crypto", "detector"), ("model_version=" + "9" * 100, "model_version"),
+])
+def test_every_query_parameter_is_validated_with_a_422_naming_it(api, query, field) -> None:
+    client, runtime, keys, *_ = api
+    answer = client.get(f"/decisions?{query}", headers=bearer(keys["auditor"]))
+    assert answer.status_code == 422, answer.text
+    assert field in {e["field"] for e in answer.json()["errors"]}
+    assert client.get(f"/decisions?{query}").status_code == 401  # the key comes first
+
+
+def test_time_filters_take_offsets(api, transactions, api_records) -> None:
+    client, runtime, keys, detector, model = api
+    runtime.add_scorer(detector, model)
+    client.post("/transactions/score", headers=bearer(keys["scorer"]),
+                json={"transactions": api_records(transactions.iloc[:3])})
+    auditor = bearer(keys["auditor"])
+    for params, total in [({"from": "2000-01-01T00:00:00+02:00"}, 3),
+                          ({"from": "2000-01-01", "to": "2000-01-02T00:00:00Z"}, 0),
+                          ({"to": "9999-01-01T00:00:00"}, 3)]:
+        answer = client.get("/decisions", params=params, headers=auditor)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["total"] == total, params
+
+
+def test_metrics_label_unknown_paths_as_one_bucket(api) -> None:
+    client, *_ = api
+    before = prometheus_client.REGISTRY.get_sample_value(
+        "illicitflows_requests_total", {"endpoint": "unmatched", "status": "404"}) or 0.0
+    for n in range(20):
+        assert client.get(f"/nowhere/{n}").status_code == 404
+    assert prometheus_client.REGISTRY.get_sample_value(
+        "illicitflows_requests_total", {"endpoint": "unmatched", "status": "404"}) == before + 20
+    endpoints = {s.labels.get("endpoint") for m in prometheus_client.REGISTRY.collect()
+                 for s in m.samples if m.name.startswith("illicitflows_request")}
+    assert not any(e and e.startswith("/nowhere") for e in endpoints)
+
+
+def test_a_revoked_key_stops_working_within_the_cache_setting(api) -> None:
+    client, runtime, keys, *_ = api
+    runtime.settings.key_cache_seconds = 0.3
+    auditor = bearer(keys["auditor"])
+    assert client.get("/models", headers=auditor).status_code == 200
+    from illicitflows.access.keys import KeyStore
+    elsewhere = KeyStore(runtime.settings.keys_url)
+    elsewhere.revoke(runtime.keys.authenticate(keys["auditor"]).key_id)
+    elsewhere.close()
+    import time
+    time.sleep(0.35)
+    assert client.get("/models", headers=auditor).status_code == 401

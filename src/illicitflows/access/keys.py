@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -75,13 +76,29 @@ class KeyInfo:
     revoked_at: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredKey:
+    """A key's row as read at ``read_at`` (``time.monotonic()``)."""
+
+    role: Role
+    salt: str
+    secret_sha256: str
+    revoked: bool
+    read_at: float
+
+
 class KeyStore:
-    """API keys in any SQLAlchemy database. Lookups are not cached, so a revocation made by
-    another process (the CLI) takes effect on the next request."""
+    """API keys in any SQLAlchemy database (a SQLite file is created private, 0600).
+
+    :meth:`authenticate` may reuse a key's row read less than ``max_age`` seconds ago, so a
+    revocation made by another process (the CLI) takes effect within ``max_age``; one made
+    through this store at once. Only rows of existing keys are kept, so callers with made-up
+    key ids cannot grow the cache."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
         self._engine = make_engine(self.url)
+        self._cache: dict[str, _StoredKey] = {}
         with write_transaction(self._engine) as connection:
             metadata.create_all(connection)
 
@@ -109,21 +126,40 @@ class KeyStore:
                 api_keys.update().where(api_keys.c.key_id == key_id,
                                         api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=_now()))
+        self._cache.pop(key_id, None)
         return result.rowcount == 1
 
-    def authenticate(self, secret: str) -> Principal | None:
-        """The principal of an active key's secret, or None (malformed, unknown, wrong, revoked)."""
+    def authenticate(self, secret: str, max_age: float = 0.0) -> Principal | None:
+        """The principal of an active key's secret, or None (malformed, unknown, wrong,
+        revoked); the key's row may be one read up to ``max_age`` seconds ago."""
         prefix, _, rest = secret.partition("_")
         key_id, _, token = rest.partition("_")
         if prefix != PREFIX or not key_id or not token or not secret.isascii():
             return None
+        stored = self._stored(key_id, max_age)
+        if stored is None or not hmac.compare_digest(_digest(stored.salt, secret),
+                                                     stored.secret_sha256):
+            return None
+        return None if stored.revoked else Principal(key_id, stored.role)
+
+    def _stored(self, key_id: str, max_age: float) -> _StoredKey | None:
+        """The row of ``key_id``: the cached one when younger than ``max_age``, else read."""
+        now = time.monotonic()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached.read_at < max_age:
+            return cached
         with self._engine.connect() as connection:
             row = connection.execute(
                 sa.select(api_keys.c.role, api_keys.c.salt, api_keys.c.secret_sha256,
                           api_keys.c.revoked_at).where(api_keys.c.key_id == key_id)).first()
-        if row is None or not hmac.compare_digest(_digest(row.salt, secret), row.secret_sha256):
+        if row is None:
+            self._cache.pop(key_id, None)
             return None
-        return Principal(key_id, row.role) if row.revoked_at is None else None
+        stored = _StoredKey(row.role, row.salt, row.secret_sha256, row.revoked_at is not None,
+                            now)
+        if max_age > 0:
+            self._cache[key_id] = stored
+        return stored
 
     def list(self) -> list[KeyInfo]:
         """All keys, oldest first, revoked ones included."""

@@ -10,18 +10,24 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import bentoml
 import pydantic_core
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
 from illicitflows.audit.checkpoints import default_path as checkpoint_file
 from illicitflows.audit.checkpoints import inclusion_proof
+from illicitflows.audit.store import MAX_PAGE_SIZE
 from illicitflows.serving.batching import UnavailableError
 from illicitflows.serving.engine import (
     ConflictError,
@@ -33,9 +39,11 @@ from illicitflows.serving.engine import (
     risk_bands,
 )
 from illicitflows.serving.laps import Laps
-from illicitflows.serving.runtime import Runtime
+from illicitflows.serving.limits import value_issues
+from illicitflows.serving.runtime import DETECTORS, Runtime
 from illicitflows.serving.schemas import (
     DecisionPage,
+    ErrorBody,
     ModelInfo,
     ScoreResponse,
     TradeScoreRequest,
@@ -65,7 +73,14 @@ DECISIONS = bentoml.metrics.Counter(name="illicitflows_decisions_total",
 
 app = FastAPI(title="illicitflows", version="1",
               description="Scores payment transactions for asset laundering and customs "
-                          "declarations for mis-invoicing; every decision is audit-logged.")
+                          "declarations for mis-invoicing; every decision is audit-logged. "
+                          "Send an API key as 'Authorization: Bearer <key>': scorers score, "
+                          "auditors read decisions and models, admins do both.")
+#: Declares the bearer key in the OpenAPI document; :func:`authorize` checks it.
+BEARER = HTTPBearer(scheme_name="bearer", auto_error=False,
+                    description="An API key from 'illicitflows keys create'.")
+#: Latest page a decision listing may ask for (its offset stays within 64-bit integers).
+MAX_PAGE = 10**9
 
 
 class ApiError(Exception):
@@ -82,6 +97,33 @@ async def _api_error(_: Request, error: ApiError) -> JSONResponse:
     if error.errors:
         body["errors"] = error.errors
     return JSONResponse(body, status_code=error.status)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_parameters(_: Request, error: RequestValidationError) -> JSONResponse:
+    """A query or path parameter FastAPI could not read: 422 naming each one."""
+    issues = [{"index": None, "field": str(e["loc"][-1]) if e.get("loc") else None,
+               "reason": e.get("msg", "invalid"),
+               "value": _quoted(e.get("input"))} for e in error.errors()]
+    named = ", ".join(sorted({str(i["field"]) for i in issues}))
+    return JSONResponse({"detail": f"invalid parameter(s): {named}", "errors": issues},
+                        status_code=422)
+
+
+def _quoted(value: Any) -> str | None:
+    """A parameter's value as given, cut short (it comes from the caller)."""
+    return None if value is None else str(value)[:64]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of the error statuses an endpoint answers."""
+    described = {401: "No valid API key", 403: "The key's role may not do this",
+                 404: "Not found", 409: "No signed checkpoint covers it yet",
+                 413: "Body or record count over the limit", 415: "Body not application/json",
+                 422: "Invalid input: each problem names its record index and field, or the "
+                      "parameter", 503: "Detector not loaded or out of service"}
+    return {status: {"model": ErrorBody, "description": described[status]}
+            for status in statuses}
 
 
 class Measure:
@@ -125,7 +167,9 @@ def authorize(request: Request, permission: str) -> Principal:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret:
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
-    principal = runtime_of(request).keys.authenticate(secret.strip())
+    runtime = runtime_of(request)
+    principal = runtime.keys.authenticate(secret.strip(),
+                                          max_age=runtime.settings.key_cache_seconds)
     if principal is None:
         raise ApiError(401, "invalid or revoked API key")
     if not allowed(principal.role, permission):
@@ -133,14 +177,36 @@ def authorize(request: Request, permission: str) -> Principal:
     return principal
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object; 415 for another content type, 422 when unreadable."""
+def caller(permission: str) -> Callable[..., Principal]:
+    """A dependency authorizing ``permission`` (it runs before the parameters are read, so a
+    caller without a key gets 401 whatever the parameters)."""
+
+    def dependency(request: Request, _: Annotated[Any, Security(BEARER)]) -> Principal:
+        return authorize(request, permission)
+
+    return dependency
+
+
+async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The request's JSON object; 415 for another content type, 413 once the body passes
+    ``max_bytes`` (counted as it arrives, whatever Content-Length says), 422 when unreadable."""
     content_type = request.headers.get("content-type", "")
     if not content_type.split(";")[0].strip().lower() == "application/json":
         raise ApiError(415, f"content type must be application/json, got {content_type!r}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, f"body of {int(declared):,} bytes exceeds the limit of "
+                            f"{max_bytes:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, f"body exceeds the limit of {max_bytes:,} bytes")
+        chunks.append(chunk)
     try:  # Rust's parser: a third faster than json.loads (a sixth more with only keys cached);
-        # UTF-8 only (RFC 8259), and text with lone surrogates refused
-        body = pydantic_core.from_json(await request.body(), cache_strings="keys")
+        # UTF-8 only (RFC 8259), text with lone surrogates refused, nesting beyond 200 levels
+        # refused before anything that deep is built
+        body = pydantic_core.from_json(b"".join(chunks), cache_strings="keys")
     except ValueError as error:
         raise ApiError(422, f"body is not valid JSON: {error}") from error
     if not isinstance(body, dict):
@@ -149,7 +215,12 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def records_of(body: dict[str, Any], key: str, limit: int) -> list[dict[str, Any]]:
-    """The list of records under ``key``: 413 over the limit, 422 when malformed."""
+    """The list of records under ``key``: 413 over the limit, 422 when malformed (another
+    field than the records, ``explain`` and ``top_k`` included: nothing is ignored)."""
+    unknown = [{"index": None, "field": name[:64], "reason": "unknown field"}
+               for name in body if name not in (key, "explain", "top_k")]
+    if unknown:
+        raise ApiError(422, f"body may hold '{key}', 'explain' and 'top_k' only", unknown)
     records = body.get(key)
     if not isinstance(records, list) or not records:
         raise ApiError(422, f"body needs '{key}': a non-empty list of records",
@@ -161,10 +232,20 @@ def records_of(body: dict[str, Any], key: str, limit: int) -> list[dict[str, Any
     if bad:
         raise ApiError(422, "records must be JSON objects", bad)
     explain = body.get("explain", "flagged")
-    if explain not in ("flagged", "all"):
+    if type(explain) is not str or explain not in ("flagged", "all"):
         raise ApiError(422, "'explain' must be 'flagged' or 'all'",
                        [{"index": None, "field": "explain", "reason": "unknown value"}])
     return records
+
+
+def top_k_of(body: dict[str, Any]) -> int:
+    """Reasons per explained record: an integer from 1 to 20 (not a boolean), 5 by default."""
+    top_k = body.get("top_k", 5)
+    if type(top_k) is not int or not 1 <= top_k <= 20:
+        raise ApiError(422, "'top_k' must be an integer from 1 to 20",
+                       [{"index": None, "field": "top_k", "reason": "not an integer from 1 to 20",
+                         "value": _quoted(top_k)}])
+    return top_k
 
 
 def scorer_for(request: Request, domain: str) -> Scorer:
@@ -180,13 +261,15 @@ async def score(request: Request, domain: str, key: str) -> Response:
     laps = Laps()
     principal = authorize(request, "score")
     laps.lap("auth")
-    body = await json_body(request)
-    laps.lap("parse")
     runtime = runtime_of(request)
-    records = records_of(body, key, runtime.settings.max_records)
-    top_k = body.get("top_k", 5)
-    if not isinstance(top_k, int) or not 1 <= top_k <= 20:
-        raise ApiError(422, "'top_k' must be an integer from 1 to 20")
+    settings = runtime.settings
+    body = await json_body(request, settings.max_body_bytes)
+    laps.lap("parse")
+    records = records_of(body, key, settings.max_records)
+    top_k = top_k_of(body)
+    beyond = value_issues(records, settings.max_text_chars, settings.max_number)
+    if beyond:
+        raise ApiError(422, f"{len(beyond)} value(s) beyond the request limits", beyond)
     scorer = scorer_for(request, domain)
     request_id = uuid.uuid4().hex
 
@@ -237,66 +320,99 @@ def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any
     return document
 
 
+def request_body(model: type) -> dict[str, Any]:
+    """The OpenAPI request body of a scoring endpoint (the schema is a component, see
+    :func:`openapi`)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
 @app.post("/transactions/score", response_model=ScoreResponse,
-          openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-              "schema": TransactionScoreRequest.model_json_schema()}}}})
+          dependencies=[Security(BEARER)], openapi_extra=request_body(TransactionScoreRequest),
+          responses=errors(401, 403, 413, 415, 422, 503))
 async def score_transactions(request: Request) -> Response:
     """Score payment transactions for asset laundering (1..limit records)."""
     return await score(request, "transactions", "transactions")
 
 
-@app.post("/trade/score", response_model=ScoreResponse,
-          openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-              "schema": TradeScoreRequest.model_json_schema()}}}})
+@app.post("/trade/score", response_model=ScoreResponse, dependencies=[Security(BEARER)],
+          openapi_extra=request_body(TradeScoreRequest),
+          responses=errors(401, 403, 413, 415, 422, 503))
 async def score_trade(request: Request) -> Response:
     """Score customs import declarations for mis-invoicing and smuggling."""
     return await score(request, "trade", "declarations")
 
 
-@app.get("/decisions/{decision_id}")
-async def get_decision(request: Request, decision_id: str) -> dict[str, Any]:
+@app.get("/decisions/{decision_id}", responses=errors(401, 403, 404))
+async def get_decision(decision_id: str, request: Request,
+                       _: Annotated[Principal, Depends(caller("read_decisions"))],
+                       ) -> dict[str, Any]:
     """One logged decision with its input, model version, explanation and chain hashes."""
-    authorize(request, "read_decisions")
     stored = runtime_of(request).audit.get(decision_id)
     if stored is None:
-        raise ApiError(404, f"no decision {decision_id!r}")
+        raise ApiError(404, f"no decision {decision_id[:64]!r}")
     return _stored_dict(stored)
 
 
-@app.get("/decisions/{decision_id}/proof")
-async def decision_proof(request: Request, decision_id: str) -> dict[str, Any]:
+@app.get("/decisions/{decision_id}/proof", responses=errors(401, 403, 404, 409))
+async def decision_proof(decision_id: str, request: Request,
+                         _: Annotated[Principal, Depends(caller("read_decisions"))],
+                         ) -> dict[str, Any]:
     """RFC 6962 inclusion proof of a decision in the log as signed by the latest checkpoint
     covering it (its audit path and that signed checkpoint); 409 until one covers it."""
-    authorize(request, "read_decisions")
     try:
         return await run_in_threadpool(inclusion_proof, runtime_of(request).audit, decision_id,
                                        checkpoint_file())
     except LookupError as error:
-        raise ApiError(404, f"no decision {decision_id!r}") from error
+        raise ApiError(404, f"no decision {decision_id[:64]!r}") from error
     except ValueError as error:
         raise ApiError(409, str(error)) from error
 
 
-@app.get("/decisions", response_model=DecisionPage)
-async def list_decisions(request: Request, page: int = 1, page_size: int = 100,
-                         flagged: bool | None = None, model_version: str | None = None,
-                         detector: str | None = None) -> dict[str, Any]:
+TIME_PARAMETER = {"format": "date-time", "examples": ["2024-01-31T00:00:00Z"]}
+
+
+@app.get("/decisions", response_model=DecisionPage, responses=errors(401, 403, 422))
+async def list_decisions(
+        request: Request, _: Annotated[Principal, Depends(caller("read_decisions"))],
+        from_: Annotated[str | None, Query(
+            alias="from", max_length=64, json_schema_extra=TIME_PARAMETER,
+            description="Decisions made at or after this ISO-8601 time (UTC when it has no "
+                        "offset)")] = None,
+        to: Annotated[str | None, Query(
+            max_length=64, json_schema_extra=TIME_PARAMETER,
+            description="Decisions made before this ISO-8601 time")] = None,
+        flagged: bool | None = None,
+        model_version: Annotated[str | None, Query(max_length=64)] = None,
+        detector: Literal[DETECTORS] | None = None,  # type: ignore[valid-type]
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100) -> dict[str, Any]:
     """Logged decisions filtered by time (``from``, ``to``), flag, model version, detector."""
-    authorize(request, "read_decisions")
-    if page < 1 or not 1 <= page_size <= 1000:
-        raise ApiError(422, "page must be >= 1 and page_size from 1 to 1000")
-    params = request.query_params
     result = runtime_of(request).audit.query(
-        from_time=params.get("from"), to_time=params.get("to"), flagged=flagged,
+        from_time=moment("from", from_), to_time=moment("to", to), flagged=flagged,
         model_version=model_version, detector=detector, page=page, page_size=page_size)
     return {"items": [_stored_dict(d) for d in result.items], "total": result.total,
             "page": result.page, "page_size": result.page_size}
 
 
-@app.get("/models", response_model=list[ModelInfo])
-async def models(request: Request) -> list[dict[str, Any]]:
+def moment(name: str, text: str | None) -> datetime | None:
+    """The UTC time of query parameter ``name`` (ISO 8601; no offset means UTC), or 422."""
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+        return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None
+                else parsed.astimezone(UTC))
+    except (ValueError, OverflowError) as error:  # not a time; an offset beyond the calendar
+        raise ApiError(422, f"'{name}' must be an ISO-8601 time such as 2024-01-31T00:00:00Z",
+                       [{"index": None, "field": name, "reason": str(error),
+                         "value": _quoted(text)}]) from error
+
+
+@app.get("/models", response_model=list[ModelInfo], responses=errors(401, 403))
+async def models(request: Request, _: Annotated[Principal, Depends(caller("read_models"))],
+                 ) -> list[dict[str, Any]]:
     """The loaded detectors: name, version, run id, threshold, training metrics."""
-    authorize(request, "read_models")
     return [{"detector": domain, "name": s.model.name, "version": s.model.version,
              "run_id": s.model.run_id, "threshold": s.detector.threshold,
              "features_version": s.detector.builder.version,
@@ -304,14 +420,33 @@ async def models(request: Request) -> list[dict[str, Any]]:
             for domain, s in runtime_of(request).scorers.items()]
 
 
-@app.post("/admin/reload")
-async def reload_models(request: Request) -> dict[str, Any]:
+@app.post("/admin/reload", responses=errors(401, 403))
+async def reload_models(request: Request,
+                        _: Annotated[Principal, Depends(caller("manage_models"))],
+                        ) -> dict[str, Any]:
     """Load the registry's current champions (after a promotion) without a restart."""
-    authorize(request, "manage_models")
     runtime = runtime_of(request)
     await run_in_threadpool(runtime.load)
     return {"loaded": {d: s.model.version for d, s in runtime.scorers.items()},
             "problems": runtime.problems, "ready": runtime.ready}
+
+
+def openapi() -> dict[str, Any]:
+    """FastAPI's document, with the scoring request models (read by hand, not by FastAPI) as
+    components, so that their references resolve."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in (TransactionScoreRequest, TradeScoreRequest):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            components[model.__name__] = schema
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _stored_dict(stored: Any) -> dict[str, Any]:

@@ -4,8 +4,10 @@ keys and the settings. Models come from the MLflow registry into the BentoML mod
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import bentoml
 
@@ -47,10 +49,18 @@ class Settings:
     arrival: Arrival = field(default_factory=Arrival)
     #: How requests are gathered into micro-batches (:mod:`.batching`).
     batching: BatchLimits = field(default_factory=BatchLimits)
+    #: Request limits: a body's bytes (counted as it arrives: 413 before parsing), a text
+    #: value's characters and a number's magnitude (422 naming the record and field).
+    max_body_bytes: int = 16 * 2**20
+    max_text_chars: int = 256
+    max_number: float = 1e15
+    #: How long an API key's row may be reused: a revocation takes effect within this.
+    key_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
+        defaults = cls()
         return cls(
             tracking_uri=env.get("ILLICITFLOWS_TRACKING_URI") or None,
             model_refs={d: env.get(f"ILLICITFLOWS_{d.upper()}_MODEL", CHAMPION)
@@ -58,13 +68,37 @@ class Settings:
             history_url=env.get("ILLICITFLOWS_HISTORY_URL") or None,
             audit_url=env.get("ILLICITFLOWS_AUDIT_URL") or None,
             keys_url=env.get("ILLICITFLOWS_KEYS_URL") or None,
-            max_records=int(env.get("ILLICITFLOWS_MAX_RECORDS", "10000")),
+            max_records=_positive("ILLICITFLOWS_MAX_RECORDS", defaults.max_records, int),
             audit_writer=env.get("ILLICITFLOWS_AUDIT_WRITER", "process"),
             arrival=Arrival.from_env(),
             batching=BatchLimits(
                 max_wait_s=float(env.get("ILLICITFLOWS_BATCH_WAIT_MS", "2")) / 1000,
                 max_records=int(env.get("ILLICITFLOWS_BATCH_RECORDS", "2000"))),
+            max_body_bytes=_positive("ILLICITFLOWS_MAX_BODY_BYTES", defaults.max_body_bytes,
+                                     int),
+            max_text_chars=_positive("ILLICITFLOWS_MAX_TEXT_CHARS", defaults.max_text_chars,
+                                     int),
+            max_number=_positive("ILLICITFLOWS_MAX_NUMBER", defaults.max_number, float),
+            key_cache_seconds=_positive("ILLICITFLOWS_KEY_CACHE_SECONDS",
+                                        defaults.key_cache_seconds, float, zero=True),
         )
+
+
+def _positive(name: str, default: float, kind: type[int] | type[float],
+              zero: bool = False) -> Any:
+    """The number in environment variable ``name`` (``default`` when unset): finite and above
+    zero (or zero when ``zero``), else a ValueError naming the variable."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} "
+                         f"{kind.__name__}, got {text!r}")
+    return value
 
 
 def import_to_bento_store(detector: Detector, model: ModelRef) -> Detector:

@@ -3,16 +3,35 @@ domain schemas, so the API documents exactly the fields the validation mechanism
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from illicitflows.serving.runtime import Settings
 from illicitflows.trade.schema import DECLARATION_SCHEMA
 from illicitflows.transactions.schema import LABEL, TRANSACTION_SCHEMA
+from illicitflows.validation import Field as RecordField
 from illicitflows.validation import RecordSchema
 
-KIND_TYPES: dict[str, Any] = {"text": str, "number": float, "timestamp": str, "flag": int}
 LABELS = {LABEL, "fraud", "typology", "revenue", "critical_fraud"}
+#: The default request limits (:class:`~illicitflows.serving.runtime.Settings`), documented.
+DEFAULTS = Settings()
+FORBID = ConfigDict(extra="forbid")
+
+
+def kind_type(f: RecordField) -> Any:
+    """The JSON type of a field's values, with the default limits."""
+    if f.kind == "number":
+        return Annotated[float, Field(ge=f.min_value, le=DEFAULTS.max_number)]
+    if f.kind == "flag":
+        return Literal[0, 1]
+    if f.kind == "timestamp":  # the API's form; the field's file formats are read too
+        return Annotated[str, Field(max_length=DEFAULTS.max_text_chars,
+                                    json_schema_extra={"format": "date-time"},
+                                    examples=["2022-09-01T00:20:00"])]
+    if f.allowed is not None:
+        return Literal[tuple(sorted(f.allowed))]
+    return Annotated[str, Field(max_length=DEFAULTS.max_text_chars)]
 
 
 def record_model(name: str, schema: RecordSchema) -> type[BaseModel]:
@@ -21,9 +40,9 @@ def record_model(name: str, schema: RecordSchema) -> type[BaseModel]:
     for f in schema.fields:
         if f.name in LABELS:
             continue
-        kind = KIND_TYPES[f.kind]
+        kind = kind_type(f)
         fields[f.name] = (kind, ...) if f.required else (kind | None, None)
-    return create_model(name, **fields)
+    return create_model(name, __config__=FORBID, **fields)
 
 
 TransactionRecord = record_model("TransactionRecord", TRANSACTION_SCHEMA)
@@ -31,17 +50,38 @@ DeclarationRecord = record_model("DeclarationRecord", DECLARATION_SCHEMA)
 
 
 class ScoreOptions(BaseModel):
+    model_config = FORBID
+
     explain: Literal["flagged", "all"] = Field(
         "flagged", description="Explain flagged records only, or every record.")
     top_k: int = Field(5, ge=1, le=20, description="Reasons per explained record.")
 
 
 class TransactionScoreRequest(ScoreOptions):
-    transactions: list[TransactionRecord]  # type: ignore[valid-type]
+    transactions: list[TransactionRecord] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=DEFAULTS.max_records)
 
 
 class TradeScoreRequest(ScoreOptions):
-    declarations: list[DeclarationRecord]  # type: ignore[valid-type]
+    declarations: list[DeclarationRecord] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=DEFAULTS.max_records)
+
+
+class Issue(BaseModel):
+    """One problem of a request: the record's index (None for the request itself), the
+    field or parameter, why, and the value as given."""
+
+    index: int | None
+    field: str | None
+    reason: str
+    value: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what is wrong, and each problem when there are several."""
+
+    detail: str
+    errors: list[Issue] | None = None
 
 
 class ReasonOut(BaseModel):

@@ -11,16 +11,32 @@ import logging
 import threading
 
 import bentoml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Route
 
+from illicitflows.serving import traffic
 from illicitflows.serving.app import app
 from illicitflows.serving.parent import end_with_parent
 from illicitflows.serving.runtime import Runtime
 
 log = logging.getLogger("illicitflows.serving")
+traffic.install()  # BentoML's request metrics by route template, before it builds its app
+
+
+async def _to_api_docs(_: Request) -> RedirectResponse:
+    return RedirectResponse(f"{traffic.API_PREFIX}/docs")
+
+
+#: ``/docs``: the API's interactive documentation, at ``/v1/docs`` (document
+#: ``/v1/openapi.json``), where the API is mounted.
+docs = Starlette(routes=[Route("/", _to_api_docs)])
 
 
 @bentoml.service(name="illicitflows", workers=1, traffic={"timeout": 300})
-@bentoml.asgi_app(app, path="/v1")
+@bentoml.asgi_app(app, path=traffic.API_PREFIX)
+@bentoml.asgi_app(docs, path="/docs")
 class IllicitFlows:
     """Loads both detectors in the background; ready once both are loaded."""
 
