@@ -51,7 +51,9 @@ serve: demo-models ## install, demo data, train, register, promote, then serve o
 	echo "Try, once /readyz answers 200:"; \
 	echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/transactions/score \\"; \
 	echo "       -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
-	echo "       -d @examples/transactions_request.json"
+	echo "       -d @examples/transactions_request.json"; \
+	echo "Review page (alert queue, decision reports, dispositions): sign in with this key at"; \
+	echo "  http://127.0.0.1:$(PORT)/v1/ui"
 	$(CLI) serve --port $(PORT)
 
 mlflow-ui: install ## the MLflow UI on the default tracking database

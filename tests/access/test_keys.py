@@ -25,6 +25,8 @@ def test_create_then_authenticate(store: KeyStore) -> None:
     assert store.authenticate(secret) == Principal(key_id, "scorer")
     auditor_id, auditor_secret = store.create("auditor")
     assert store.authenticate(auditor_secret) == Principal(auditor_id, "auditor")
+    analyst_id, analyst_secret = store.create("analyst", "FIU desk")
+    assert store.authenticate(analyst_secret) == Principal(analyst_id, "analyst")
 
 
 def test_wrong_or_malformed_secrets_fail(store: KeyStore) -> None:
@@ -93,8 +95,13 @@ def test_role_matrix() -> None:
     assert allowed("auditor", "read_decisions") and not allowed("auditor", "score")
     assert not allowed("auditor", "manage_keys")
     admin = ROLE_PERMISSIONS["admin"]
-    assert admin == ROLE_PERMISSIONS["scorer"] | ROLE_PERMISSIONS["auditor"] | {
+    assert admin == ROLE_PERMISSIONS["scorer"] | ROLE_PERMISSIONS["analyst"] | {
         "manage_keys", "manage_models"}
+    assert ROLE_PERMISSIONS["auditor"] < ROLE_PERMISSIONS["analyst"]
+    for writes in ("record_dispositions", "export_reports"):
+        assert allowed("analyst", writes) and allowed("admin", writes)
+        assert not allowed("auditor", writes) and not allowed("scorer", writes)
+    assert not allowed("analyst", "score") and not allowed("analyst", "manage_keys")
     assert all(allowed("admin", p) for p in admin)
     assert not allowed("nobody", "score")
 

@@ -22,7 +22,8 @@ def api(tmp_path, tx_detector, tx_model):
                         keys_url=f"sqlite:///{tmp_path / 'keys.db'}", max_records=500)
     runtime = Runtime(settings)
     app.state.runtime = runtime
-    keys = {role: runtime.keys.create(role)[1] for role in ("scorer", "auditor", "admin")}
+    keys = {role: runtime.keys.create(role)[1]
+            for role in ("scorer", "analyst", "auditor", "admin")}
     client = TestClient(app)
     yield client, runtime, keys, tx_detector, tx_model
     runtime.close()
@@ -67,6 +68,8 @@ def test_not_ready_until_loaded_then_scores(api, transactions, api_records) -> N
     ("scorer", "get", "/models", 403),
     ("auditor", "get", "/decisions", 200),
     ("auditor", "get", "/models", 200),
+    ("analyst", "get", "/decisions", 200),
+    ("analyst", "post", "/transactions/score", 403),
     ("admin", "get", "/decisions", 200),
     ("admin", "post", "/transactions/score", 200),
     ("scorer", "post", "/transactions/score", 200),

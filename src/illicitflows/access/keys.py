@@ -22,16 +22,23 @@ import sqlalchemy as sa
 from illicitflows.db import make_engine, write_transaction
 from illicitflows.settings import database_url
 
-Role = Literal["scorer", "auditor", "admin"]
+Role = Literal["scorer", "analyst", "auditor", "admin"]
 ROLES = frozenset(get_args(Role))
 PREFIX = "ifk"
 
 _SCORER = frozenset({"score"})
+#: Auditors read everything (decisions, dispositions, models, reports) and write nothing.
 _AUDITOR = frozenset({"read_decisions", "read_models", "read_reports"})
+#: Analysts read as auditors do, record what a flag turned out to be and export reports
+#: (goAML drafts, training labels) from their dispositions.
+_ANALYST = _AUDITOR | {"record_dispositions", "export_reports"}
+#: Roles that may sign in to the review page (all that read decisions).
+REVIEWERS = frozenset({"analyst", "auditor", "admin"})
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "scorer": _SCORER,
+    "analyst": _ANALYST,
     "auditor": _AUDITOR,
-    "admin": _SCORER | _AUDITOR | {"manage_keys", "manage_models"},
+    "admin": _SCORER | _ANALYST | {"manage_keys", "manage_models"},
 }
 
 metadata = sa.MetaData()

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from illicitflows.cli import audit, keys, promote, score, serve, simulate, train, validate
+from illicitflows.cli import (
+    audit,
+    export,
+    keys,
+    promote,
+    report,
+    score,
+    serve,
+    simulate,
+    train,
+    validate,
+)
 
 app = typer.Typer(
     help="Flag illicit financial flows: asset laundering in payments, mis-invoicing in customs "
@@ -20,3 +31,5 @@ app.add_typer(score.app, name="score")
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(export.app, name="export")
+app.add_typer(report.app, name="report")

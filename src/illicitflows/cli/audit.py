@@ -17,6 +17,7 @@ from illicitflows.audit.checkpoints import (
     sign_head,
     verify_signed,
 )
+from illicitflows.audit.dispositions import DispositionLog
 from illicitflows.audit.signing import (
     KeyFileError,
     generate_keys,
@@ -52,21 +53,28 @@ def verify(url: AuditUrl = None,
            checkpoints: CheckpointFile = None) -> None:
     """Check every row's hash and link; name the first edited, inserted or deleted row. With
     --public-key, also check the chain against every signed checkpoint, which catches a
-    rewrite even when every later hash was recomputed."""
+    rewrite even when every later hash was recomputed. Analysts' dispositions are walked after
+    the decisions: a changed, deleted or re-anchored one is named."""
     keys = _public_keys(public_key or [])
-    with progress_bar("verify audit log", 1) as step:
+    with progress_bar("verify audit log", 2) as step:
         audit = AuditLog(url)
         report = (verify_signed(audit, checkpoints or default_path(), keys) if keys
                   else audit.verify())
-        step("verified")
-    if report.ok:
-        against = f" against {report.anchors:,} signed checkpoint(s)" if keys else ""
-        console.print(f"audit log intact: {report.checked:,} decisions verified{against}")
-        return
-    where = ("" if report.first_bad_seq is None else
-             f" at seq {report.first_bad_seq} (decision {report.first_bad_decision_id})")
-    console.print(f"audit log BROKEN{where}: {report.problem}")
-    raise typer.Exit(1)
+        step("decisions verified")
+        checked = DispositionLog(audit.url).verify()
+        step("dispositions verified")
+    if not report.ok:
+        where = ("" if report.first_bad_seq is None else
+                 f" at seq {report.first_bad_seq} (decision {report.first_bad_decision_id})")
+        console.print(f"audit log BROKEN{where}: {report.problem}")
+        raise typer.Exit(1)
+    if not checked.ok:
+        console.print(f"audit log BROKEN at disposition {checked.first_bad_seq}: "
+                      f"{checked.problem}")
+        raise typer.Exit(1)
+    against = f" against {report.anchors:,} signed checkpoint(s)" if keys else ""
+    console.print(f"audit log intact: {report.checked:,} decisions verified{against}, "
+                  f"{checked.checked:,} dispositions verified")
 
 
 @app.command("keygen")

@@ -10,14 +10,15 @@ from rich.table import Table
 from illicitflows.access.keys import ROLES, KeyStore
 from illicitflows.cli.common import console
 
-app = typer.Typer(help="Manage API keys: scorer, auditor or admin.", no_args_is_help=True)
+app = typer.Typer(help="Manage API keys: scorer, analyst, auditor or admin.",
+                  no_args_is_help=True)
 Url = Annotated[str | None, typer.Option(help="Key database URL (default: sqlite in the data "
                                               "dir, or $ILLICITFLOWS_KEYS_URL).",
                                          envvar="ILLICITFLOWS_KEYS_URL")]
 
 
 @app.command("create")
-def create(role: Annotated[str, typer.Option(help="scorer, auditor or admin.")],
+def create(role: Annotated[str, typer.Option(help="scorer, analyst, auditor or admin.")],
            label: Annotated[str | None, typer.Option(help="Who or what uses the key.")] = None,
            url: Url = None) -> None:
     """Create a key; its secret is printed once and never stored."""

@@ -35,6 +35,9 @@ SplitFractions = Annotated[str | None, typer.Option(
     help="Temporal split by whole days, e.g. 0.6,0.2,0.2 (overrides the config).")]
 SplitDates = Annotated[str | None, typer.Option(
     help="Cut-off dates VALID_FROM,TEST_FROM, e.g. 2022-09-07,2022-09-09.")]
+Labels = Annotated[Path | None, typer.Option(
+    help="Analysts' labels from 'illicitflows export labels': override the labels of the same "
+         "records, add the others.", exists=True, dir_okay=False)]
 
 
 def with_split(pipeline: PipelineBase, fractions: str | None,
@@ -61,6 +64,10 @@ def report(document: dict) -> None:
         base = document["baseline"]
         console.print(f"baseline {base['name']}: " + "  ".join(
             f"{k} {base['test'][k]:.3f}" for k in headline if k in base["test"]))
+    if "analyst_labels" in document:
+        given = document["analyst_labels"]
+        console.print(f"analysts' labels: {given['overridden']} overridden ({given['changed']} "
+                      f"changed), {given['added']} added")
     model = document["model"]
     console.print(f"registered {model['name']} version {model['version']} (challenger), "
                   f"run {model['run_id']}")
@@ -86,13 +93,15 @@ def transactions(
     tracking_uri: TrackingUri = None,
     strict: Strict = False,
     quarantine: Quarantine = None,
+    labels: Labels = None,
 ) -> None:
     """Train the asset-laundering detector on labelled transactions."""
     pipeline = with_split(load_pipeline(config, TransactionsPipeline), split_fractions,
                           split_dates)
     request = TrainRequest(data=data, pipeline=pipeline, fmt=fmt, accounts=accounts,
                            patterns=patterns, baseline=baseline, tracking_uri=tracking_uri,
-                           quarantine=default_quarantine(data, quarantine), strict=strict)
+                           quarantine=default_quarantine(data, quarantine), strict=strict,
+                           labels=labels)
     with progress_bar("train transactions", TRAIN_STEPS) as step:
         document = train_transactions(request, progress=step)
     report(document)
@@ -117,6 +126,7 @@ def trade(
     tracking_uri: TrackingUri = None,
     strict: Strict = False,
     quarantine: Quarantine = None,
+    labels: Labels = None,
 ) -> None:
     """Train the customs mis-invoicing detector on labelled declarations."""
     pipeline = with_split(load_pipeline(config, TradePipeline), split_fractions, split_dates)
@@ -126,7 +136,7 @@ def trade(
     request = trade_job.TrainTradeRequest(
         data=data, pipeline=pipeline, fmt=fmt, mirror=mirror, baseline=baseline,
         tracking_uri=tracking_uri, quarantine=default_quarantine(named_after, quarantine),
-        strict=strict)
+        strict=strict, labels=labels)
     with progress_bar("train trade", trade_job.TRAIN_STEPS) as step:
         document = trade_job.train_trade(request, progress=step)
     for path, rows in document["quarantine_files"].items():

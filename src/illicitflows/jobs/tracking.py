@@ -14,6 +14,8 @@ import pandas as pd
 
 from illicitflows.jobs.config import PipelineBase
 from illicitflows.modeling.detector import Detector
+from illicitflows.reports.model import ARTIFACT_PATH as MODEL_REPORT
+from illicitflows.reports.model import render_model_report
 from illicitflows.tracking.registry import log_and_register
 from illicitflows.tracking.runs import (
     code_version,
@@ -48,8 +50,9 @@ def record_training(record: TrainingRecord, tracking_uri: str | None) -> dict[st
     use_experiment(domain, uri)
     pipeline = record.pipeline
     with mlflow.start_run() as run:
+        data_fingerprint = fingerprint(record.inputs)
         mlflow.set_tags({
-            "detector": domain, "data_fingerprint": fingerprint(record.inputs),
+            "detector": domain, "data_fingerprint": data_fingerprint,
             "code_version": code_version(), "features_version": record.detector.builder.version,
             "split": pipeline.split.describe(), "model_kind": pipeline.model.kind,
             "inputs": ", ".join(str(p) for p in record.inputs if p is not None),
@@ -66,14 +69,22 @@ def record_training(record: TrainingRecord, tracking_uri: str | None) -> dict[st
         mlflow.log_dict(_feature_catalogue(record.detector), "config/features.json")
         mlflow.log_metric("threshold", record.detector.threshold)
         mlflow.log_metrics(flat_metrics("", {k: v for k, v in record.document.items()
-                                             if k in ("test", "valid", "timings", "rows")}))
+                                             if k in ("test", "valid", "timings", "rows",
+                                                       "analyst_labels")}))
         if "baseline" in record.document:
             mlflow.log_metrics(flat_metrics("baseline", record.document["baseline"]))
         mlflow.log_metrics(record.metrics)
         for name, table in record.tables.items():
             mlflow.log_table(table, f"tables/{name}.json")
-        _log_plots(record)
+        mean_abs_shap = _log_plots(record)
         version = log_and_register(record.detector)
+        mlflow.log_text(render_model_report(
+            name=version.name, version=str(version.version), run_id=run.info.run_id,
+            detector=domain, document=record.document,
+            catalogue=_feature_catalogue(record.detector)["features"],
+            fingerprint=data_fingerprint, threshold_policy=pipeline.threshold.model_dump(),
+            y=record.y, scores=record.scores, test=record.test, mean_abs_shap=mean_abs_shap),
+            MODEL_REPORT)
         mlflow.log_dict(json.loads(json.dumps(record.document, default=str)),
                         "metrics/metrics.json")
     return {"name": version.name, "version": str(version.version), "run_id": run.info.run_id}
@@ -85,7 +96,9 @@ def _feature_catalogue(detector: Detector) -> dict[str, Any]:
                          for s in detector.builder.specs]}
 
 
-def _log_plots(record: TrainingRecord) -> None:
+def _log_plots(record: TrainingRecord) -> dict[str, float]:
+    """Log the PR curve and SHAP summary plots; returns the mean |SHAP| of each feature on
+    the test sample (for the model report)."""
     test = record.test
     if record.y is not None and len(np.unique(record.y[test])) == 2:
         log_pr_curve(record.y[test], record.scores[test], record.detector.threshold,
@@ -97,3 +110,4 @@ def _log_plots(record: TrainingRecord) -> None:
     features = record.features.iloc[sample]
     _, contributions = record.detector.model.contributions(features)
     log_shap_summary(contributions, features)
+    return dict(zip(features.columns, np.abs(contributions).mean(axis=0).tolist(), strict=True))

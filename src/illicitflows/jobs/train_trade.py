@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import ModelConfig, TradePipeline
+from illicitflows.jobs.feedback import apply_analyst_labels
 from illicitflows.jobs.tracking import TrainingRecord, record_training
 from illicitflows.jobs.trade_ranking import RankedPolicies, policy_table, rank_policies
 from illicitflows.jobs.training import FittedModel, fit_scoring_model
@@ -52,6 +53,8 @@ class TrainTradeRequest:
     tracking_uri: str | None = None
     quarantine: Path | None = None
     strict: bool = False
+    #: Analysts' labels (``illicitflows export labels``): override or add records' labels.
+    labels: Path | None = None
 
     @property
     def paths(self) -> list[Path]:
@@ -236,6 +239,7 @@ def train_trade(request: TrainTradeRequest,
     started = time.perf_counter()
     quarantined: dict[str, int] = {}
     frame = load_data(request, quarantined)
+    frame, analyst = apply_analyst_labels(frame, request.labels, "trade")
     mirror = load_mirror(request, quarantined)
     labels = _labels(frame)
     label_free = pipeline.model.kind == "isolation-forest"
@@ -276,6 +280,8 @@ def train_trade(request: TrainTradeRequest,
         "best_iterations": fitted.best_iterations,
         "split": pipeline.split.describe(),
     }
+    if analyst is not None:
+        document["analyst_labels"] = analyst.as_dict()
     progress("evaluated")
     if request.baseline:
         document["baseline"] = _baseline(frame, labels, splits, pipeline)
@@ -296,7 +302,8 @@ def train_trade(request: TrainTradeRequest,
     if document["test"].get("per_typology_recall"):
         tables["per_typology"] = _typology_table(document)
     record = TrainingRecord(detector=detector, pipeline=pipeline, document=document,
-                            inputs=[*request.paths, request.mirror], features=features,
+                            inputs=[*request.paths, request.mirror, request.labels],
+                            features=features,
                             y=None if labels is None else labels.y, scores=fitted.scores,
                             test=test, tables=tables, metrics=metrics)
     document["model"] = record_training(record, request.tracking_uri)

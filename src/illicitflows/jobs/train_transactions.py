@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from illicitflows.jobs.config import TransactionsPipeline
+from illicitflows.jobs.feedback import apply_analyst_labels
 from illicitflows.jobs.risk_memory import add_risk_memory
 from illicitflows.jobs.tracking import TrainingRecord, record_training
 from illicitflows.jobs.training import FittedModel, fit_scoring_model
@@ -51,6 +52,8 @@ class TrainRequest:
     tracking_uri: str | None = None
     quarantine: Path | None = None
     strict: bool = False
+    #: Analysts' labels (``illicitflows export labels``): override or add records' labels.
+    labels: Path | None = None
 
 
 def account_keys(bank: pd.Series, account: pd.Series) -> np.ndarray:
@@ -135,7 +138,7 @@ def train_transactions(request: TrainRequest,
     pipeline = request.pipeline
     loaded = load_transactions(request.data, request.fmt, request.accounts,
                                strict=request.strict, quarantine=request.quarantine)
-    frame = loaded.frame
+    frame, analyst = apply_analyst_labels(loaded.frame, request.labels, "transactions")
     if LABEL not in frame.columns:
         raise ValueError(f"{request.data}: training needs the label column 'Is Laundering'")
     y = frame[LABEL].to_numpy(dtype=np.int8)
@@ -172,6 +175,8 @@ def train_transactions(request: TrainRequest,
         "quarantined": int(len(loaded.validation.bad_rows)),
         "best_iterations": fitted.best_iterations,
     }
+    if analyst is not None:
+        document["analyst_labels"] = analyst.as_dict()
     progress("evaluated")
     if request.baseline == "gfp":
         document["baseline"] = _baseline(frame, y, splits, pipeline, typology, accounts)
@@ -182,7 +187,8 @@ def train_transactions(request: TrainRequest,
     detector = Detector("transactions", builder, fitted.model, fitted.threshold,
                         info={"test": document["test"], "rows": document["rows"]})
     record = TrainingRecord(detector=detector, pipeline=pipeline, document=document,
-                            inputs=[request.data, request.accounts, request.patterns],
+                            inputs=[request.data, request.accounts, request.patterns,
+                                    request.labels],
                             features=features, y=y, scores=fitted.scores, test=test,
                             tables={"per_typology": _typology_table(document)})
     document["model"] = record_training(record, request.tracking_uri)

@@ -27,7 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from illicitflows.access.keys import Principal, allowed
 from illicitflows.audit.checkpoints import default_path as checkpoint_file
 from illicitflows.audit.checkpoints import inclusion_proof
+from illicitflows.audit.dispositions import STATUSES
+from illicitflows.audit.review import UNREVIEWED, QueueFilter, queue_page
 from illicitflows.audit.store import MAX_PAGE_SIZE
+from illicitflows.serving import workbench
 from illicitflows.serving.batching import UnavailableError
 from illicitflows.serving.engine import (
     ConflictError,
@@ -155,6 +158,7 @@ class Measure:
 
 
 app.add_middleware(Measure)
+app.include_router(workbench.router)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -351,7 +355,8 @@ async def get_decision(decision_id: str, request: Request,
     stored = runtime_of(request).audit.get(decision_id)
     if stored is None:
         raise ApiError(404, f"no decision {decision_id[:64]!r}")
-    return _stored_dict(stored)
+    return {**_stored_dict(stored), "dispositions": [
+        d.as_dict() for d in runtime_of(request).dispositions.history(decision_id)]}
 
 
 @app.get("/decisions/{decision_id}/proof", responses=errors(401, 403, 404, 409))
@@ -369,6 +374,8 @@ async def decision_proof(decision_id: str, request: Request,
         raise ApiError(409, str(error)) from error
 
 
+#: Values of the decisions list's ``disposition`` filter: a latest status, or none yet.
+DISPOSITIONS = (*sorted(STATUSES), UNREVIEWED)
 TIME_PARAMETER = {"format": "date-time", "examples": ["2024-01-31T00:00:00Z"]}
 
 
@@ -386,10 +393,22 @@ async def list_decisions(
         model_version: Annotated[str | None, Query(max_length=64)] = None,
         detector: Literal[DETECTORS] | None = None,  # type: ignore[valid-type]
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100) -> dict[str, Any]:
-    """Logged decisions filtered by time (``from``, ``to``), flag, model version, detector."""
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+        disposition: Literal[DISPOSITIONS] | None = None,  # type: ignore[valid-type]
+) -> dict[str, Any]:
+    """Logged decisions filtered by time (``from``, ``to``), flag, model version, detector and
+    latest disposition status (confirmed, dismissed, escalated, or none), oldest first."""
+    from_time, to_time = moment("from", from_), moment("to", to)
+    if disposition is not None:
+        queue = QueueFilter(from_time=from_time, to_time=to_time, detector=detector,
+                            model_version=model_version, flagged=flagged,
+                            disposition=disposition)
+        found = queue_page(runtime_of(request).dispositions.engine, queue, page, page_size,
+                           oldest_first=True)
+        return {"items": found.items, "total": found.total, "page": page,
+                "page_size": page_size}
     result = runtime_of(request).audit.query(
-        from_time=moment("from", from_), to_time=moment("to", to), flagged=flagged,
+        from_time=from_time, to_time=to_time, flagged=flagged,
         model_version=model_version, detector=detector, page=page, page_size=page_size)
     return {"items": [_stored_dict(d) for d in result.items], "total": result.total,
             "page": result.page, "page_size": result.page_size}

@@ -13,6 +13,7 @@ import bentoml
 
 from illicitflows.access.keys import KeyStore
 from illicitflows.audit.checkpoints import start_checkpoints
+from illicitflows.audit.dispositions import DispositionLog
 from illicitflows.audit.requestlog import RequestLog
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
@@ -124,6 +125,7 @@ class Runtime:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.audit = AuditLog(self.settings.audit_url)
+        self.dispositions = DispositionLog(self.audit.url)
         if self.settings.audit_writer not in ("process", "inline"):
             raise ValueError("ILLICITFLOWS_AUDIT_WRITER must be 'process' or 'inline', got "
                              f"{self.settings.audit_writer!r}")
@@ -211,6 +213,7 @@ class Runtime:
         if self.checkpoints is not None:
             self.checkpoints.close()
         self.audit.close()
+        self.dispositions.close()
 
     def request_log(self) -> RequestLog:
         """Where one micro-batch's decisions are durably logged."""
