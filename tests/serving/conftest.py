@@ -71,3 +71,55 @@ def to_api_records(frame: pd.DataFrame) -> list[dict]:
     out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
             for row in out.to_dict(orient="records")]
+
+
+class MemoryLog:
+    """A request log kept in memory: the audit log's lifecycle (begin, texts, attach, commit
+    or abandon) without a database, noting what it is told; ``fail`` ("attaching" or
+    "committing") makes it refuse the decisions at that step."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.fail = fail
+        self.events: list[str] = []
+        self.batches: list = []
+        self.ids: list[str] = []
+
+    def begin(self, decision_ids, records) -> None:
+        from illicitflows.audit.canonical import frame_texts
+
+        self.events.append(f"begin {len(decision_ids)}")
+        self.ids, self.written, self.pending = list(decision_ids), frame_texts(records), []
+
+    def texts(self) -> list[str]:
+        self.events.append("texts")
+        return self.written
+
+    def attach(self, batches) -> None:
+        self.events.append(f"attach {sum(len(b.decision_ids) for b in batches)}")
+        assert [i for b in batches for i in b.decision_ids] == self.ids
+        assert [t for b in batches for t in b.record_texts] == self.written
+        if self.fail == "attaching":
+            raise OSError("disk full")
+        self.pending = list(batches)
+
+    def commit(self) -> None:
+        self.events.append("commit")
+        if self.fail == "committing":
+            raise OSError("disk full")
+        self.batches += self.pending
+
+    def abandon(self) -> None:
+        self.events.append("abandon")
+
+    def recall(self, decision_ids):
+        raise LookupError("a memory log does not read decisions back")
+
+    @property
+    def decision_ids(self) -> list[str]:
+        return [i for b in self.batches for i in b.decision_ids]
+
+
+@pytest.fixture
+def memory_log():
+    """:class:`MemoryLog`, to make one per request."""
+    return MemoryLog

@@ -31,7 +31,8 @@ def restart_and_score_the_rest(tmp_path, transactions, records, start: int, hist
     after = Runtime(settings(tmp_path))
     restarted = after.add_scorer(tx_detector, tx_model)
     assert history_ids(restarted.store) == history
-    rest = restarted.score(records[start:], after.audit_sink(restarted, f"request-{start}", None))
+    rest = restarted.score(records[start:], after.request_log(),
+                              request_id=f"request-{start}")
     offline = tx_detector.score(transactions.iloc[:len(records)])["score"].to_numpy()[start:]
     np.testing.assert_allclose([d.score for d in rest.decisions], offline, rtol=0, atol=1e-9)
     return after
@@ -53,7 +54,7 @@ def test_lost_history_rows_are_restored_from_the_audit_log_at_start(
     before = Runtime(settings(tmp_path))
     scorer = before.add_scorer(tx_detector, tx_model)
     for number, chunk in enumerate((records[:400], records[400:700], records[700:1000])):
-        scorer.score(chunk, before.audit_sink(scorer, f"request-{number}", None))
+        scorer.score(chunk, before.request_log(), request_id=f"request-{number}")
     logged = [d.decision_id for d in before.audit.query(page_size=1000).items]
     store = scorer.store
     assert history_ids(store) == logged and len(logged) == 1000
@@ -76,7 +77,7 @@ def test_a_complete_history_is_left_as_it_is(tmp_path, transactions, api_records
     records = api_records(transactions.iloc[:200])
     before = Runtime(settings(tmp_path))
     scorer = before.add_scorer(tx_detector, tx_model)
-    scorer.score(records, before.audit_sink(scorer, "request", None))
+    scorer.score(records, before.request_log(), request_id="request")
     kept = history_ids(scorer.store)
     restarted = Runtime(settings(tmp_path)).add_scorer(tx_detector, tx_model)
     assert history_ids(restarted.store) == kept
@@ -87,21 +88,20 @@ class Crash(BaseException):
 
 
 def test_history_rows_of_a_request_that_crashed_before_its_audit_commit_are_dropped(
-        tmp_path, transactions, api_records, tx_detector, tx_model) -> None:
+        tmp_path, transactions, api_records, tx_detector, tx_model, memory_log) -> None:
     records = api_records(transactions.iloc[:600])
     before = Runtime(settings(tmp_path))
     scorer = before.add_scorer(tx_detector, tx_model)
-    scorer.score(records[:400], before.audit_sink(scorer, "request-0", None))
+    scorer.score(records[:400], before.request_log(), request_id="request-0")
     logged = history_ids(scorer.store)
 
-    def crash(decisions):  # handed to the log; the history then commits, the log never will
-        def never() -> None:
-            raise Crash
+    def never() -> None:  # handed to the log; the history then commits, the log never will
+        raise Crash
 
-        return never
-
+    crashing = memory_log()
+    crashing.commit = never
     with pytest.raises(Crash):
-        scorer.score(records[400:], crash)
+        scorer.score(records[400:], crashing)
     assert len(history_ids(scorer.store)) == 600
 
     restart_and_score_the_rest(tmp_path, transactions, records, 400, logged, tx_detector,

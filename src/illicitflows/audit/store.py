@@ -96,15 +96,33 @@ class AuditLog:
         """Log a request's decisions, given field by field, in one committed transaction, in
         order (the scoring path: the same rows as :meth:`append` of one input per decision).
         ``prepared``: :func:`prepare_records` of the batch's ids and records, done earlier."""
-        if not batch.decision_ids:
+        self.log_batches([batch], prepared)
+
+    def log_batches(self, batches: Sequence[DecisionBatch],
+                    prepared: PreparedRecords | None = None) -> None:
+        """Log several requests' decisions in one committed transaction (one ``fsync``: a
+        group commit), in order, one request row each. ``prepared``: :func:`prepare_records`
+        of all their ids and records, in that order, done earlier."""
+        decision_ids = [i for batch in batches for i in batch.decision_ids]
+        if not decision_ids:
             return
+        texts = [t for batch in batches for t in batch.record_texts]
         if prepared is None:
-            prepared = prepare_records(batch.decision_ids, batch.record_texts)
-        elif (prepared.decision_ids, prepared.record_texts) != (batch.decision_ids,
-                                                                batch.record_texts):
-            raise ValueError("prepared records are not the batch's")
-        self._insert(_batch_columns(batch, prepared.record_sha256),
-                     [(0, len(batch.decision_ids))], prepared.encoded)
+            prepared = prepare_records(decision_ids, texts)
+        elif (list(prepared.decision_ids), list(prepared.record_texts)) != (decision_ids,
+                                                                            texts):
+            raise ValueError("prepared records are not the batches'")
+        columns: dict[str, list[Any]] = {}
+        runs, start = [], 0
+        for batch in batches:
+            stop = start + len(batch.decision_ids)
+            for name, values in _batch_columns(batch,
+                                               prepared.record_sha256[start:stop]).items():
+                columns.setdefault(name, []).extend(values)
+            if stop > start:
+                runs.append((start, stop))
+            start = stop
+        self._insert(columns, runs, prepared.encoded)
 
     def _insert(self, columns: dict[str, list[Any]], runs: list[tuple[int, int]],
                 encoded: dict[str, list[str]] | None = None) -> dict[str, list[Any]]:

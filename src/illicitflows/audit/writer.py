@@ -9,10 +9,11 @@ writer writes their canonical JSON (the texts the history and the log store) and
 then digests and encodes it while the features are computed; the decisions follow.
 
 The protocol is a pair of pipes between the service and ``python -m illicitflows.audit.writer``:
-the database URL first (never on the command line: it may hold a password), then per request
-either a whole :class:`~illicitflows.audit.models.DecisionBatch` or its records then its
-decisions (or word that it failed), each batch answered with ``None`` once committed or with
-the error's text. The writer exits when the service closes its pipe.
+the database URL first (never on the command line: it may hold a password), then per commit
+either whole :class:`~illicitflows.audit.models.DecisionBatch` es (one per request, committed
+together) or their records then their decisions (or word that they failed), each commit
+answered with ``None`` once durable or with the error's text. The writer exits when the
+service closes its pipe.
 """
 
 from __future__ import annotations
@@ -117,15 +118,19 @@ class AuditWriter:
         finally:
             self._lock.release()
 
-    def submit(self, batch: DecisionBatch) -> Callable[[], None]:
-        """Hand ``batch`` to the writer; returns the wait for its commit (call it once)."""
+    def submit(self, batches: DecisionBatch | Sequence[DecisionBatch]) -> Callable[[], None]:
+        """Hand one request's batch, or several requests' batches to commit together (one
+        transaction, one ``fsync``), to the writer; returns the wait for their commit (call it
+        once). After :meth:`prepare`, their ids and records, in order, must be the prepared
+        ones."""
+        batches = [batches] if isinstance(batches, DecisionBatch) else list(batches)
         prepared, self._prepared = self._prepared, None
         if prepared is None:
             self._lock.acquire()
-            self._handover((_BATCH, batch), start=True)
-        elif (prepared[0] is batch.decision_ids and prepared[1] is not None
-              and prepared[1] is batch.record_texts):
-            self._handover((_DECIDE, {name: getattr(batch, name) for name in _DECIDED}))
+            self._handover((_BATCH, batches), start=True)
+        elif prepared[1] is not None and _same_records(batches, *prepared):
+            self._handover((_DECIDE, [{name: getattr(batch, name) for name in _DECIDED}
+                                      for batch in batches]))
         else:
             self._prepared = prepared
             self.abandon()
@@ -209,6 +214,16 @@ class AuditWriter:
             self._process = self._send = self._receive = None
 
 
+def _same_records(batches: Sequence[DecisionBatch], decision_ids: Sequence[str],
+                  texts: Sequence[str]) -> bool:
+    """Whether the batches' ids and records, in order, are these (the very lists when one
+    batch was prepared)."""
+    if len(batches) == 1 and batches[0].decision_ids is decision_ids:
+        return batches[0].record_texts is texts
+    return ([i for b in batches for i in b.decision_ids] == list(decision_ids)
+            and [t for b in batches for t in b.record_texts] == list(texts))
+
+
 def _widen(pipe: int) -> None:
     """Let a request's batch fit in the pipe at once, so handing it over does not wait for
     the writer to read (Linux; elsewhere the pipe keeps its size)."""
@@ -278,13 +293,18 @@ def _logged(audit: AuditLog, kind: str, payload: list[Any],
     """Log a batch (whole, or the decisions of the prepared records); None, or what failed."""
     try:
         if kind == _BATCH:
-            audit.log_batch(payload[0])
+            audit.log_batches(payload[0])
             return None
         if not isinstance(prepared, PreparedRecords):
             raise prepared or RuntimeError("decisions came without their records")
-        audit.log_batch(DecisionBatch(decision_ids=prepared.decision_ids,
-                                      record_texts=prepared.record_texts, **payload[0]),
-                        prepared)
+        batches, start = [], 0
+        for fields in payload[0]:
+            stop = start + len(fields["scores"])
+            batches.append(DecisionBatch(decision_ids=prepared.decision_ids[start:stop],
+                                         record_texts=prepared.record_texts[start:stop],
+                                         **fields))
+            start = stop
+        audit.log_batches(batches, prepared)
     except Exception as error:
         log.exception("audit append failed")
         return f"{type(error).__name__}: {error}"

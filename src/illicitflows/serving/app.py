@@ -6,6 +6,7 @@ malformed input gets a 4xx JSON answer naming what is wrong, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -30,11 +31,14 @@ from illicitflows.audit.dispositions import STATUSES
 from illicitflows.audit.review import UNREVIEWED, QueueFilter, queue_page
 from illicitflows.audit.store import MAX_PAGE_SIZE
 from illicitflows.serving import workbench
+from illicitflows.serving.batching import UnavailableError
 from illicitflows.serving.engine import (
+    ConflictError,
     HistoryWriteError,
     InputError,
     ScoredBatch,
     Scorer,
+    ScoreRequest,
     risk_bands,
 )
 from illicitflows.serving.laps import Laps
@@ -276,12 +280,18 @@ async def score(request: Request, domain: str, key: str) -> Response:
     def body_of(batch: ScoredBatch) -> bytes:  # rendered while the audit log writes
         return pydantic_core.to_json(render(batch, scorer, request_id), inf_nan_mode="null")
 
-    try:
-        batch = scorer.score(records, runtime.audit_sink(scorer, request_id, principal.key_id),
-                             explain_all=body.get("explain") == "all", top_k=top_k, laps=laps,
-                             render=body_of)
+    scoring = ScoreRequest(records, request_id, principal.key_id,
+                           explain_all=body.get("explain") == "all", top_k=top_k,
+                           render=body_of, laps=laps)
+    try:  # scored with the requests arriving with it, answered once its decisions are logged
+        batch = await asyncio.wrap_future(runtime.batcher(domain).submit(scoring))
+    except (KeyError, UnavailableError) as error:
+        raise ApiError(503, f"{domain} detector unavailable: "
+                            f"{runtime.problems.get(domain, error)}") from error
     except InputError as error:
         raise ApiError(422, f"{len(error.issues)} invalid field(s)", error.issues) from error
+    except ConflictError as error:
+        raise ApiError(409, str(error), error.issues) from error
     except HistoryWriteError as error:
         runtime.retire(domain, str(error))
         raise ApiError(503, f"{error}; the detector is out of service until "
@@ -305,7 +315,8 @@ def render(batch: ScoredBatch, scorer: Scorer, request_id: str) -> dict[str, Any
         "flagged": d.flagged, "threshold": d.threshold, "risk_band": band,
         "reasons": [{k: v for k, v in r.as_dict().items() if v is not None}
                     for r in d.explanation.reasons] if d.explanation else [],
-        "model": model} for d, band in zip(batch.decisions, bands, strict=True)]
+        "model": model, **({"repeat": True} if d.repeat else {})}
+        for d, band in zip(batch.decisions, bands, strict=True)]
     roll_name = "accounts" if scorer.detector.domain == "transactions" else "importers"
     document = {"request_id": request_id, "results": results, roll_name: batch.rollups}
     if scorer.detector.domain == "transactions":

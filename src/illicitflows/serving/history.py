@@ -34,6 +34,9 @@ from sqlalchemy import (
 
 from illicitflows.db import insert_tuples, make_engine, write_transaction
 
+#: What :meth:`HistoryStore.load` adds to each record: its position, score, flag, decision id
+#: and canonical JSON text.
+ROW_COLUMNS = ("_seq", "_score", "_flagged", "_decision_id", "_record")
 #: The columns :meth:`HistoryStore.append` fills, in the order of its arguments.
 _COLUMNS = ("record_id", "decision_id", "event_time", "record", "score", "flagged")
 
@@ -89,7 +92,8 @@ class HistoryStore:
             return connection.execute(delete(self.table).where(self.table.c.seq > seq)).rowcount
 
     def load(self, since: str | None = None, before_seq: int | None = None) -> pd.DataFrame:
-        """Stored records (``seq`` order), from ``since`` (ISO time) and before ``before_seq``."""
+        """Stored records (``seq`` order), from ``since`` (ISO time) and before ``before_seq``,
+        with the :data:`ROW_COLUMNS` of their rows."""
         query = select(self.table).order_by(self.table.c.seq)
         if since is not None:
             query = query.where(self.table.c.event_time >= since)
@@ -102,6 +106,8 @@ class HistoryStore:
             records["_seq"] = [r.seq for r in rows]
             records["_score"] = [r.score for r in rows]
             records["_flagged"] = [bool(r.flagged) for r in rows]
+            records["_decision_id"] = [r.decision_id for r in rows]
+            records["_record"] = [r.record for r in rows]
         return records
 
     def held(self, event_times: Mapping[str, str]) -> set[str]:

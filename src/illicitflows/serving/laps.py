@@ -18,3 +18,10 @@ class Laps:
         now = perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
         self._last = now
+
+    def merge(self, other: Laps) -> None:
+        """Add the stages of ``other`` (e.g. those of the micro-batch a request was scored in);
+        the next lap starts now."""
+        for stage, seconds in other.seconds.items():
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self._last = perf_counter()

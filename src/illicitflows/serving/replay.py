@@ -12,7 +12,8 @@ import pandas as pd
 from illicitflows.audit.store import AuditLog
 from illicitflows.explain.reasons import explain
 from illicitflows.modeling.domains import DOMAINS
-from illicitflows.serving.engine import SCORERS
+from illicitflows.serving.arrival import feature_times
+from illicitflows.serving.engine import SCORERS, take_history
 from illicitflows.serving.history import HistoryStore
 from illicitflows.tracking.registry import load_detector
 
@@ -55,12 +56,11 @@ def replay_decision(decision_id: str, audit: AuditLog, history_url: str) -> Repl
     if stored.detector == "transactions":
         horizon = pd.Timedelta(seconds=detector.builder.config.horizon_s)
         since = (pd.Timestamp(record["timestamp"].iloc[0]) - horizon).isoformat()
-    prior = history.load(since=since, before_seq=seq)
-    state = detector.builder.scoring_state()
-    if not prior.empty:
-        prior_frame = domain.schema.parse(prior.drop(columns=["_seq", "_score", "_flagged"]))
-        detector.builder.transform(prior_frame.frame, state)
-    features = detector.builder.transform(record, state)
+    state = detector.builder.scoring_state()  # the history it saw, as the scorer took it
+    prior = take_history(detector, history.load(since=since, before_seq=seq), state)
+    time_column = SCORERS[stored.detector].time_column
+    features = detector.builder.transform(
+        record.assign(**{time_column: feature_times(record[time_column], prior.clock)}), state)
     score = float(detector.score_features(features)[0])
     explanation = explain(detector, features)[0]
     logged = [r["feature"] for r in (stored.explanation or {}).get("reasons", [])]

@@ -6,23 +6,22 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import bentoml
-import pandas as pd
 
 from illicitflows.access.keys import KeyStore
-from illicitflows.audit.canonical import frame_texts
 from illicitflows.audit.checkpoints import start_checkpoints
 from illicitflows.audit.dispositions import DispositionLog
-from illicitflows.audit.models import DecisionBatch
+from illicitflows.audit.requestlog import RequestLog
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
 from illicitflows.heap import freeze_loaded
 from illicitflows.modeling.detector import Detector
-from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
+from illicitflows.serving.arrival import Arrival
+from illicitflows.serving.batching import BatchLimits, MicroBatcher
+from illicitflows.serving.engine import SCORERS, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
 from illicitflows.settings import database_url
@@ -47,6 +46,10 @@ class Settings:
     #: ``process``: a child process appends to the audit log while the request goes on
     #: (:mod:`illicitflows.audit.writer`); ``inline``: the request appends itself.
     audit_writer: str = "process"
+    #: Allowed lateness and clock skew of arriving records (:mod:`.arrival`).
+    arrival: Arrival = field(default_factory=Arrival)
+    #: How requests are gathered into micro-batches (:mod:`.batching`).
+    batching: BatchLimits = field(default_factory=BatchLimits)
     #: Request limits: a body's bytes (counted as it arrives: 413 before parsing), a text
     #: value's characters and a number's magnitude (422 naming the record and field).
     max_body_bytes: int = 16 * 2**20
@@ -68,6 +71,10 @@ class Settings:
             keys_url=env.get("ILLICITFLOWS_KEYS_URL") or None,
             max_records=_positive("ILLICITFLOWS_MAX_RECORDS", defaults.max_records, int),
             audit_writer=env.get("ILLICITFLOWS_AUDIT_WRITER", "process"),
+            arrival=Arrival.from_env(),
+            batching=BatchLimits(
+                max_wait_s=float(env.get("ILLICITFLOWS_BATCH_WAIT_MS", "2")) / 1000,
+                max_records=int(env.get("ILLICITFLOWS_BATCH_RECORDS", "2000"))),
             max_body_bytes=_positive("ILLICITFLOWS_MAX_BODY_BYTES", defaults.max_body_bytes,
                                      int),
             max_text_chars=_positive("ILLICITFLOWS_MAX_TEXT_CHARS", defaults.max_text_chars,
@@ -128,6 +135,7 @@ class Runtime:
         #: Signed checkpoints of the log's head, when $ILLICITFLOWS_CHECKPOINT_KEY names a key.
         self.checkpoints = start_checkpoints(self.audit)
         self.scorers: dict[str, Scorer] = {}
+        self.batchers: dict[str, MicroBatcher] = {}
         self.problems: dict[str, str] = {}
 
     @property
@@ -156,7 +164,11 @@ class Runtime:
             if current is not None and current.model == model:
                 continue
             detector = import_to_bento_store(detector, model)
-            self.add_scorer(detector, model)
+            try:
+                self.add_scorer(detector, model)
+            except Exception as error:  # one detector's failure leaves the other serving
+                self.problems[domain] = f"{type(error).__name__}: {error}"
+                log.exception("not ready: %s detector could not be loaded", domain)
         freeze_loaded()
 
     def add_scorer(self, detector: Detector, model: ModelRef) -> Scorer:
@@ -171,8 +183,12 @@ class Runtime:
             if restored:
                 log.warning("%s history lacked %d logged decision(s): restored from the audit "
                             "log", domain, restored)
-        scorer = kind(detector, model, store)
+        scorer = kind(detector, model, store, self.settings.arrival)
         self.scorers[domain] = scorer
+        previous = self.batchers.get(domain)
+        self.batchers[domain] = MicroBatcher(scorer, self.request_log, self.settings.batching)
+        if previous is not None:
+            previous.close()
         self.problems.pop(domain, None)
         log.info("loaded %s %s version %s", domain, model.name, model.version)
         return scorer
@@ -181,12 +197,17 @@ class Runtime:
         """Take a detector out of service (not ready) after its state was lost; the next load
         restores its history from the audit log and serves it again."""
         self.scorers.pop(domain, None)
+        batcher = self.batchers.pop(domain, None)
+        if batcher is not None:
+            batcher.stop(problem)
         self.problems[domain] = problem
         log.error("not ready: %s detector retired: %s", domain, problem)
 
     def close(self) -> None:
-        """Stop the audit writer, sign a last checkpoint and release the audit log's
-        connections."""
+        """Stop the scoring threads and the audit writer, sign a last checkpoint and release
+        the audit log's connections."""
+        for batcher in self.batchers.values():
+            batcher.close()
         if self.writer is not None:
             self.writer.close()
         if self.checkpoints is not None:
@@ -194,65 +215,10 @@ class Runtime:
         self.audit.close()
         self.dispositions.close()
 
-    def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None) -> AuditSink:
-        """Where a request's decisions are durably logged."""
-        return AuditSink(self, scorer, request_id, key_id)
+    def request_log(self) -> RequestLog:
+        """Where one micro-batch's decisions are durably logged."""
+        return RequestLog(self.audit, self.writer)
 
-
-
-@dataclass
-class AuditSink:
-    """A request's :class:`~illicitflows.serving.engine.DecisionLog`: with a writer process,
-    the records go to it before they are scored (it writes their canonical texts) and the
-    decisions after (the scorer then waits for its commit); without one, the texts are written
-    here and the decisions appended at once."""
-
-    runtime: Runtime
-    scorer: Scorer
-    request_id: str
-    key_id: str | None
-    decision_ids: list[str] | None = None
-    records: pd.DataFrame | None = None
-    record_texts: list[str] | None = None
-
-    def prepare(self, decision_ids: list[str], records: pd.DataFrame) -> None:
-        if self.runtime.writer is not None:
-            self.runtime.writer.prepare(decision_ids, records)
-        self.decision_ids, self.records = decision_ids, records
-
-    def texts(self) -> list[str]:
-        assert self.records is not None
-        self.record_texts = (self.runtime.writer.texts() if self.runtime.writer is not None
-                             else frame_texts(self.records))
-        return self.record_texts
-
-    def log(self, decisions: list[Decision]) -> Callable[[], None] | None:
-        try:
-            batch = self.batch(decisions)
-        except BaseException:  # never handed over: the writer is free again
-            self.abandon()
-            raise
-        if self.runtime.writer is not None:
-            return self.runtime.writer.submit(batch)
-        self.runtime.audit.log_batch(batch)
-        return None
-
-    def abandon(self) -> None:
-        if self.runtime.writer is not None:
-            self.runtime.writer.abandon()
-
-    def batch(self, decisions: list[Decision]) -> DecisionBatch:
-        """The audit log's view of the request's decisions (all scored with the scorer's
-        threshold; ids and records the prepared lists themselves, in the same order)."""
-        scorer, decision_ids, record_texts = self.scorer, self.decision_ids, self.record_texts
-        assert decision_ids is not None and record_texts is not None  # prepared, texts read
-        return DecisionBatch(
-            request_id=self.request_id, detector=scorer.detector.domain,
-            model_name=scorer.model.name, model_version=scorer.model.version,
-            threshold=scorer.detector.threshold, key_id=self.key_id, run_id=scorer.model.run_id,
-            features_version=scorer.detector.builder.version,
-            decision_ids=decision_ids, record_texts=record_texts,
-            scores=[d.score for d in decisions],
-            flagged=[d.flagged for d in decisions],
-            explanations=[d.explanation.as_dict() if d.explanation else None
-                          for d in decisions])
+    def batcher(self, domain: str) -> MicroBatcher:
+        """The queue of ``domain``'s scorer (:class:`KeyError` when it is not loaded)."""
+        return self.batchers[domain]

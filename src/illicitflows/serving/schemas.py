@@ -101,6 +101,9 @@ class ResultOut(BaseModel):
     risk_band: Literal["low", "medium", "high", "critical"]
     reasons: list[ReasonOut]
     model: dict[str, str]
+    repeat: bool | None = Field(None, description="True when the record was decided by an "
+                                                  "earlier request (a retry): this is that "
+                                                  "decision, unchanged; absent otherwise.")
 
 
 class RollupOut(BaseModel):
