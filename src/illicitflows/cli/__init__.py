@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from illicitflows.cli import audit, keys, promote, score, serve, simulate, train, validate
+from illicitflows.cli import (
+    audit,
+    features,
+    keys,
+    promote,
+    score,
+    serve,
+    simulate,
+    train,
+    validate,
+)
 
 app = typer.Typer(
     help="Flag illicit financial flows: asset laundering in payments, mis-invoicing in customs "
@@ -14,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(validate.app, name="validate")
+app.add_typer(features.app, name="features")
 app.add_typer(train.app, name="train")
 app.add_typer(promote.app, name="promote")
 app.add_typer(score.app, name="score")

@@ -141,7 +141,7 @@ class PartitionedFeatures:
 
     def base(self) -> None:
         """Stage 1 for every partition."""
-        builder = self.client.scatter(self.builder, broadcast=True)
+        builder = self.client.scatter(self.builder, broadcast=True, hash=False)
         files = self.staged.files
         futures = [self.client.submit(
             base_partition, part,
@@ -152,7 +152,7 @@ class PartitionedFeatures:
 
     def memory_round(self, stage: int, train_until: int | None = None) -> None:
         """Memory round ``stage`` for every partition (its scores must be written)."""
-        builder = self.client.scatter(self.builder, broadcast=True)
+        builder = self.client.scatter(self.builder, broadcast=True, hash=False)
         futures = [self.client.submit(memory_partition, part, stage, builder, self.work,
                                       train_until, pure=False) for part in self.parts]
         self.check(run_tasks(self.client, futures, f"memory round {stage + 1}",
