@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import lightgbm as lgb
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
+from illicitflows.jobs.config import TransactionsPipeline, load_pipeline
+from illicitflows.jobs.train_transactions import TrainRequest, train_transactions
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.lgbm import DTYPE, LightGBMModel, booster_params
 from illicitflows.scale.cluster import ClusterSpec, cluster_size, connect
@@ -22,6 +25,9 @@ from illicitflows.scale.features import build_features
 from illicitflows.scale.scoring import score_transactions
 from illicitflows.scale.source import parse_period
 from illicitflows.scale.tasks import ScaleError
+from illicitflows.scale.training import train_on_cluster
+from illicitflows.tracking.registry import load_detector
+from illicitflows.tracking.setup import configure
 from illicitflows.transactions.features import FeatureConfig, TransactionFeatureBuilder
 from illicitflows.transactions.features.builder import time_order
 from illicitflows.transactions.io import load_transactions
@@ -33,6 +39,7 @@ from illicitflows.transactions.simulate import (
 )
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
 DAY = 86_400
 #: Every feature family, with a one-day horizon (windows, motifs, chain depth x gap, memory).
 CONFIG = FeatureConfig(windows_h=(1, 6, 24), motif_window_h=24, chain_gap_h=4,
@@ -192,3 +199,40 @@ def test_cluster_spec_and_size(client) -> None:
     assert size.workers == 2 and size.memory_limit > 0
     with pytest.raises(ValueError, match="--partition"):
         parse_period("soon")
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Payments with enough laundering to learn from (the default features)."""
+    root = tmp_path_factory.mktemp("scale-train")
+    sim = simulate_transactions(SimulationConfig(accounts=3000, days=8, laundering_rate=0.01,
+                                                 seed=3))
+    paths = write_simulation(sim, root / "data")
+    return {"root": root, "csv": paths["transactions"],
+            "frame": load_transactions(paths["transactions"]).frame}
+
+
+def test_distributed_training_gives_a_detector_the_service_loads(client, labelled) -> None:
+    root, data = labelled["root"], labelled
+    pipeline = load_pipeline(ROOT / "pipelines" / "transactions.yaml", TransactionsPipeline)
+    pipeline = pipeline.model_copy(update={
+        "features": pipeline.features.model_copy(update={"memory_rounds": 1}),
+        "memory_folds": 2,
+        "shap_sample": 100,
+        "model": pipeline.model.model_copy(update={"num_boost_round": 60,
+                                                   "early_stopping_rounds": 20,
+                                                   "ensemble": 1})})
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    request = TrainRequest(data=data["csv"], pipeline=pipeline, tracking_uri=uri,
+                           quarantine=root / "q.csv")
+    single = train_transactions(request)
+    spread = train_on_cluster(client, request, parse_period("4d"), show_progress=False)
+    assert spread["rows"] == single["rows"]
+    assert spread["cluster"]["cluster_workers"] == 2
+    assert abs(spread["test"]["pr_auc"] - single["test"]["pr_auc"]) <= 0.02, (
+        spread["test"]["pr_auc"], single["test"]["pr_auc"])
+    configure(uri)
+    detector, version = load_detector("transactions", spread["model"]["version"])
+    assert mlflow.get_run(version.run_id).data.params["cluster_workers"] == "2"
+    scored = detector.score(data["frame"].tail(500))
+    assert scored["score"].between(0, 1).all() and len(scored) == 500

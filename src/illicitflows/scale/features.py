@@ -39,6 +39,8 @@ from illicitflows.transactions.features import TransactionFeatureBuilder
 from illicitflows.transactions.features.builder import time_order
 
 SCORE = "score"
+OUT_OF_FOLD = "oof"
+TRAINING = "-train"
 
 
 def base_builder(builder: TransactionFeatureBuilder) -> TransactionFeatureBuilder:
@@ -89,8 +91,9 @@ def memory_partition(part: Partition, stage: int, builder: TransactionFeatureBui
     """Stage ``memory stage`` for one partition (a worker task): the round's memory of its
     rows, replaying the warm-up rows' scores; then the next round's scores of its rows.
 
-    With ``train_until`` (epoch seconds), rows before it remember the ``oof`` score column
-    instead (training: out-of-fold scores for the training period)."""
+    With ``train_until`` (epoch seconds), a second memory (``memory-R-train``) is written in
+    which rows before it remember the ``oof`` score column instead: the training rows'
+    out-of-fold memory (:mod:`illicitflows.jobs.risk_memory`)."""
     keys = [*part.warm_keys(), part.key]
     rows = [pd.read_parquet(work.file("rows", k), columns=[ROW, *ACCOUNT_COLUMNS])
             for k in keys if work.file("rows", k).exists()]
@@ -104,23 +107,27 @@ def memory_partition(part: Partition, stage: int, builder: TransactionFeatureBui
     transfers = time_order(frame)
     memory = builder.memory_features(transfers, scores[SCORE].to_numpy(), stage,
                                      dtype=np.float64)[own].reset_index(drop=True)
+    write_parquet(memory, work.file(f"memory-{stage}", part.key))
     if train_until is not None:
-        remembered = builder.memory_features(transfers, scores["oof"].to_numpy(), stage,
+        remembered = builder.memory_features(transfers, scores[OUT_OF_FOLD].to_numpy(), stage,
                                              dtype=np.float64)[own].reset_index(drop=True)
         train = seconds(frame[own]) < train_until
         for name in memory.columns:
             memory[name] = np.where(train, remembered[name].to_numpy(), memory[name].to_numpy())
-    write_parquet(memory, work.file(f"memory-{stage}", part.key))
+        write_parquet(memory, work.file(f"memory-{stage}{TRAINING}", part.key))
     if stage + 1 < len(builder.memory_models):
         write_scores(builder, stage + 1, partition_features(work, part.key, stage + 1), work,
                      part.key)
     return len(memory)
 
 
-def partition_features(work: Work, key: int, rounds: int) -> pd.DataFrame:
-    """A partition's base features and its first ``rounds`` rounds of memory."""
+def partition_features(work: Work, key: int, rounds: int, training: bool = False
+                       ) -> pd.DataFrame:
+    """A partition's base features and its first ``rounds`` rounds of memory (``training``:
+    the memory training rows read, out of fold)."""
+    variant = TRAINING if training else ""
     parts = [pd.read_parquet(work.file("base", key))]
-    parts += [pd.read_parquet(work.file(f"memory-{r}", key)) for r in range(rounds)]
+    parts += [pd.read_parquet(work.file(f"memory-{r}{variant}", key)) for r in range(rounds)]
     return pd.concat(parts, axis=1)
 
 

@@ -13,6 +13,7 @@ the number converts to the row's position in the validated input (:meth:`StagedI
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class BlockSummary:
     bad: int
     partitions: dict[int, int]
     rate_rows: pd.DataFrame
+    days: pd.Series  # rows per day (the temporal split's cut)
 
 
 @dataclass
@@ -72,6 +74,10 @@ class StagedInput:
     def rate_rows(self) -> pd.DataFrame:
         return pd.concat([b.rate_rows for b in self.blocks], ignore_index=True)
 
+    def days(self) -> pd.Series:
+        """Rows per day (index: day), in time order."""
+        return pd.concat([b.days for b in self.blocks]).groupby(level=0).sum().sort_index()
+
     def offsets(self) -> np.ndarray:
         """Position in the validated input of each block's first row."""
         counts = np.zeros(max(b.block for b in self.blocks) + 1, dtype=np.int64)
@@ -95,7 +101,7 @@ def input_positions(numbers: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def parse_period(text: str) -> int:
     """``1d``, ``12h``, ``7d`` -> seconds (whole seconds, positive)."""
     try:
-        seconds = pd.Timedelta(text).total_seconds()
+        seconds = pd.Timedelta(re.sub(r"(?<=\d)d$", "D", text.strip())).total_seconds()
     except ValueError as error:
         raise ValueError(f"--partition {text!r}: not a duration such as 1d or 12h") from error
     if seconds < 1 or seconds != int(seconds):
@@ -141,7 +147,8 @@ def stage_block(raw: pd.DataFrame, block: int, staging: Path, period: int, stric
     usd_paid = frame["payment_currency"].isin(USD_NAMES)
     usd_got = frame["receiving_currency"].isin(USD_NAMES)
     return BlockSummary(block, len(frame), len(result.bad_rows), counts,
-                        frame.loc[usd_paid != usd_got, RATE_COLUMNS].reset_index(drop=True))
+                        frame.loc[usd_paid != usd_got, RATE_COLUMNS].reset_index(drop=True),
+                        frame["timestamp"].dt.floor("D").value_counts())
 
 
 def stage_input(client: Client, paths: list[Path], staging: Path, period: int,
