@@ -220,8 +220,8 @@ def test_distributed_training_gives_a_detector_the_service_loads(client, labelle
         "memory_folds": 2,
         "shap_sample": 100,
         "model": pipeline.model.model_copy(update={"num_boost_round": 60,
-                                                   "early_stopping_rounds": 20,
-                                                   "ensemble": 1})})
+                                                   "early_stopping_rounds": 60,
+                                                   "negative_sample": 1.0, "ensemble": 1})})
     uri = f"sqlite:///{root / 'mlflow.db'}"
     request = TrainRequest(data=data["csv"], pipeline=pipeline, tracking_uri=uri,
                            quarantine=root / "q.csv")

@@ -132,8 +132,9 @@ def fit_dask(client: Client, train: dd.DataFrame, valid: dd.DataFrame | None,
     round of best validation average precision. Returns a plain booster's model."""
     names = [c for c in train.columns if not c.startswith("_")]
     settings = {**booster_params(params), "metric": "average_precision"}
+    settings.pop("num_threads", None)  # each worker's threads, set by lightgbm.dask
     model = lgb.DaskLGBMClassifier(client=client, n_estimators=rounds, **settings)
-    extra = {} if valid is None else {"eval_set": [(valid[names], valid["_label"])]}
+    extra = {} if valid is None else {"eval_X": (valid[names],), "eval_y": (valid["_label"],)}
     model.fit(train[names], train["_label"], sample_weight=train["_weight"],
               categorical_feature=[c for c in categorical if c in names], **extra)
     booster = model.to_local().booster_
