@@ -46,7 +46,7 @@ class BlockSummary:
     bad: int
     partitions: dict[int, int]
     rate_rows: pd.DataFrame
-    days: pd.Series  # rows per day (the temporal split's cut)
+    hours: pd.Series  # rows per hour (the temporal split's and the folds' cuts)
 
 
 @dataclass
@@ -74,9 +74,14 @@ class StagedInput:
     def rate_rows(self) -> pd.DataFrame:
         return pd.concat([b.rate_rows for b in self.blocks], ignore_index=True)
 
+    def hours(self) -> pd.Series:
+        """Rows per hour (index: the hour's start), in time order."""
+        return pd.concat([b.hours for b in self.blocks]).groupby(level=0).sum().sort_index()
+
     def days(self) -> pd.Series:
         """Rows per day (index: day), in time order."""
-        return pd.concat([b.days for b in self.blocks]).groupby(level=0).sum().sort_index()
+        hours = self.hours()
+        return hours.groupby(hours.index.floor("D")).sum()
 
     def offsets(self) -> np.ndarray:
         """Position in the validated input of each block's first row."""
@@ -148,7 +153,7 @@ def stage_block(raw: pd.DataFrame, block: int, staging: Path, period: int, stric
     usd_got = frame["receiving_currency"].isin(USD_NAMES)
     return BlockSummary(block, len(frame), len(result.bad_rows), counts,
                         frame.loc[usd_paid != usd_got, RATE_COLUMNS].reset_index(drop=True),
-                        frame["timestamp"].dt.floor("D").value_counts())
+                        frame["timestamp"].dt.floor("h").value_counts())
 
 
 def stage_input(client: Client, paths: list[Path], staging: Path, period: int,

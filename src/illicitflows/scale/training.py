@@ -12,9 +12,10 @@ Differences from the single process, all forced by data that no longer fits one 
 ``lightgbm.dask`` has no early stopping, so each fit runs ``num_boost_round`` rounds and keeps
 the best iteration of its validation average precision (LightGBM evaluates the validation rows
 held by the worker whose model is returned); negatives are sampled per partition (seeded by
-partition); the out-of-fold folds are whole time partitions (``memory_folds`` groups of about
-equal training rows); the SHAP summary and PR curve logged to MLflow use ``shap_sample`` test
-rows, while every metric is computed on all test rows.
+partition); the out-of-fold folds are cut at hour boundaries (``memory_folds`` consecutive
+periods of about equal training rows, the single process cuts between rows); the SHAP
+summary and PR curve logged to MLflow use ``shap_sample`` test rows, while every metric is
+computed on all test rows.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from illicitflows.scale.features import (
     partition_features,
 )
 from illicitflows.scale.partition import Partition, seconds
-from illicitflows.scale.source import StagedInput, parse_period, stage_input
+from illicitflows.scale.source import parse_period, stage_input
 from illicitflows.scale.tasks import write_parquet
 from illicitflows.settings import data_dir
 from illicitflows.transactions.features import TransactionFeatureBuilder
@@ -110,12 +111,17 @@ def train_counts(part: Partition, work: Work, split: SplitTimes) -> tuple[int, i
 
 
 def fit_rows(part: Partition, work: Work, split: SplitTimes, names: list[str], rounds: int,
-             which: str, share: float, seed: int) -> pd.DataFrame:
+             which: str, share: float, seed: int,
+             without: tuple[int, int] | None = None) -> pd.DataFrame:
     """One partition's rows of split ``which`` as a fit reads them: ``names`` (float32), the
-    label and a weight; training negatives sampled with ``share`` (weighted back)."""
+    label and a weight; training negatives sampled with ``share`` (weighted back); rows with
+    ``without[0] <= t < without[1]`` left out (an out-of-fold model's fold)."""
     rows = labelled_rows(part, work, split)
     features = partition_features(work, part.key, rounds, training=which == "train")[names]
     keep = (rows["split"] == which).to_numpy().copy()
+    if without is not None:
+        stamps = seconds(rows)
+        keep &= (stamps < without[0]) | (stamps >= without[1])
     y = rows[LABEL].to_numpy(dtype=np.int8)
     weight = np.ones(len(rows))
     if which == "train" and share < 1.0:
@@ -144,7 +150,7 @@ def fit_dask(client: Client, train: dd.DataFrame, valid: dd.DataFrame | None,
 
 
 def score_partition(part: Partition, work: Work, split: SplitTimes, stage: int,
-                    served: LightGBMModel, folds: dict[int, LightGBMModel],
+                    served: LightGBMModel, folds: list[LightGBMModel], edges: np.ndarray,
                     names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Round ``stage``'s scores of a partition (``score``: the served model's on the served
     features; ``oof``: the fold model's on the training rows); returns the validation rows'
@@ -155,7 +161,11 @@ def score_partition(part: Partition, work: Work, split: SplitTimes, stage: int,
     train = (rows["split"] == "train").to_numpy()
     if train.any():
         features = partition_features(work, part.key, stage, training=True)[names]
-        held_out[train] = folds[part.key].score(features[train])
+        fold = np.searchsorted(edges, seconds(rows), side="right")
+        for k, model in enumerate(folds):
+            rows_k = train & (fold == k)
+            if rows_k.any():
+                held_out[rows_k] = model.score(features[rows_k])
     write_parquet(pd.DataFrame({SCORE: scores, OUT_OF_FOLD: held_out}),
                   work.file(f"score-{stage}", part.key))
     valid = (rows["split"] == "valid").to_numpy()
@@ -197,13 +207,15 @@ class DaskTraining:
         self.negatives, self.positives = (sum(c[i] for c in counts) for i in (0, 1))
 
     def frame(self, parts: list[Partition], names: list[str], rounds: int, which: str,
-              model: ModelConfig, seed: int) -> dd.DataFrame:
+              model: ModelConfig, seed: int,
+              without: tuple[int, int] | None = None) -> dd.DataFrame:
         share = negative_share(self.negatives, model) if which == "train" else 1.0
         meta = pd.DataFrame({**{n: pd.Series(dtype=DTYPE) for n in names},
                              "_label": pd.Series(dtype=np.int8),
                              "_weight": pd.Series(dtype=np.float64)})
         return dd.from_map(fit_rows, parts, work=self.job.work, split=self.split, names=names,
-                           rounds=rounds, which=which, share=share, seed=seed, meta=meta,
+                           rounds=rounds, which=which, share=share, seed=seed, without=without,
+                           meta=meta,
                            enforce_metadata=False)
 
     def params(self, model: ModelConfig, seed: int) -> dict[str, Any]:
@@ -214,23 +226,24 @@ class DaskTraining:
                                                         model.max_positive_weight)}
 
     def fit(self, names: list[str], rounds: int, seed: int, boost_rounds: int,
-            parts: list[Partition] | None = None, validate: bool = True) -> LightGBMModel:
+            without: tuple[int, int] | None = None, validate: bool = True) -> LightGBMModel:
         model = self.pipeline.model
-        train = self.frame(parts or self.train_parts, names, rounds, "train", model, seed)
+        train = self.frame(self.train_parts, names, rounds, "train", model, seed, without)
         valid = (self.frame(self.valid_parts, names, rounds, "valid", model, seed)
                  if validate else None)
         return fit_dask(self.client, train, valid, self.params(model, seed), boost_rounds,
                         self.builder.categorical_features)
 
-    def folds(self) -> list[list[Partition]]:
-        """The training partitions in ``memory_folds`` consecutive groups of about equal
-        training rows."""
-        rows = np.array([_rows_in(self.job.staged, p.key) for p in self.train_parts], float)
-        edges = np.searchsorted(np.cumsum(rows) / rows.sum(),
-                                np.arange(1, self.pipeline.memory_folds)
-                                / self.pipeline.memory_folds)
-        groups = np.split(np.arange(len(self.train_parts)), edges)
-        return [[self.train_parts[i] for i in g] for g in groups if len(g)]
+    def fold_edges(self) -> np.ndarray:
+        """Where the ``memory_folds`` consecutive folds of the training period start (epoch
+        seconds, hour boundaries), each with about the same number of training rows."""
+        hours = self.job.staged.hours()
+        hours = hours[hours.index < pd.Timestamp(self.split.valid_from, unit="s")]
+        share = np.cumsum(hours.to_numpy()) / hours.sum()
+        k = self.pipeline.memory_folds
+        cuts = np.searchsorted(share, np.arange(1, k) / k, side="right") + 1
+        starts = hours.index.to_numpy(dtype="datetime64[s]").astype(np.int64)
+        return np.unique(starts[np.minimum(cuts, len(starts) - 1)])
 
     def memory_round(self, stage: int) -> None:
         """Round ``stage``: the full first-stage model, its out-of-fold models, their scores,
@@ -238,25 +251,20 @@ class DaskTraining:
         names = self.builder.round_inputs(stage)
         seed = self.pipeline.seed
         full = self.fit(names, stage, seed, self.pipeline.model.num_boost_round)
-        fold_models: dict[int, LightGBMModel] = {}
-        for fold in self.folds():
-            others = [p for p in self.train_parts if p not in fold]
-            model = self.fit(names, stage, seed, full.booster.current_iteration(), others,
-                             validate=False)
-            fold_models |= {p.key: model for p in fold}
+        edges = self.fold_edges()
+        bounds = np.concatenate([[np.iinfo(np.int64).min], edges, [np.iinfo(np.int64).max]])
+        fold_models = [self.fit(names, stage, seed, full.booster.current_iteration(),
+                                (int(lo), int(hi)), validate=False)
+                       for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         shared = self.client.scatter([full, fold_models], broadcast=True, hash=False)
         valid = self.job.map_partitions(score_partition, f"scores round {stage + 1}",
-                                        self.split, stage, shared[0], shared[1], names)
+                                        self.split, stage, shared[0], shared[1], edges, names)
         y = np.concatenate([v[0] for v in valid])
         scores = np.concatenate([v[1] for v in valid])
         threshold = self.pipeline.threshold
         self.builder.attach_memory(full, choose_threshold(y, scores, threshold.policy,
                                                           threshold.budget))
         self.job.memory_round(stage, train_until=self.split.valid_from)
-
-
-def _rows_in(staged: StagedInput, key: int) -> int:
-    return sum(block.partitions.get(key, 0) for block in staged.blocks)
 
 
 def train_on_cluster(client: Client, request: TrainRequest, period: int,
