@@ -48,8 +48,9 @@ def peak_rss_mb() -> float:
 
 
 def quick_detector(folder: Path, rounds: int, seed: int) -> Path:
-    """A detector with ``rounds`` risk-memory rounds, trained on 200,000 simulated rows."""
-    frame = simulate_transactions(SimulationConfig(accounts=20_000, days=10, seed=seed)).frame
+    """A detector with ``rounds`` risk-memory rounds, trained on about 100,000 simulated
+    rows."""
+    frame = simulate_transactions(SimulationConfig(accounts=10_000, days=10, seed=seed)).frame
     y = frame[LABEL].to_numpy()
     builder = TransactionFeatureBuilder(FeatureConfig(memory_rounds=rounds)).fit(frame)
     features = builder.transform(frame)
@@ -127,9 +128,11 @@ def one_size(size: int, days: int, folder: Path, detector: Path, args: argparse.
     many = child(["spread", str(csv), str(detector), str(sample), str(args.workers),
                   args.worker_memory, args.partition, str(folder / f"tx-{size}" / "out")])
     a, b = np.load(sample.with_name("single.npy")), np.load(sample.with_name("spread.npy"))
-    return {"transactions": n, "simulate_s": simulate_s, "single": one, "cluster": many,
+    result = {"transactions": n, "simulate_s": simulate_s, "single": one, "cluster": many,
             "speedup": one["seconds"] / many["seconds"],
             "parity_sample_rows": len(a), "parity_max_abs_diff": float(np.max(np.abs(a - b)))}
+    print(json.dumps(result), file=sys.stderr, flush=True)  # each size as soon as it is done
+    return result
 
 
 def main() -> None:

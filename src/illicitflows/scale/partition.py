@@ -6,6 +6,18 @@ looks back at most ``FeatureConfig.horizon_s`` (windows, motif window, chain dep
 memory window), so computing partition ``k`` from an empty history after replaying the rows
 with ``t >= k * period - horizon`` gives the one-pass features of its rows. The replayed rows
 sit in the ``ceil(horizon / period)`` partitions before ``k``.
+
+Why each family is bounded by the horizon: window aggregates, distinct counterparties and
+``pair_prior_transfers`` expire by window; ``pair_last`` (reverse pairs, scatter-gather,
+bipartite) is only trusted within the window it is checked against; ``hours_since_previous``
+is NaN beyond the horizon and ``active_hours`` starts at the longest window's oldest edge; motif
+searches stop at the first edge older than the motif window; a chain's depth is capped at
+``chain_max_depth`` hops of at most ``chain_gap_h`` each; the risk memory keeps an account's
+last ``memory_depth`` transfers but reads only those within its window, which are the same
+whether older ones were seen or not (its sums may add in another order: 1e-16 apart). Two
+things are not bounded and are handled outside the partitions: the currency rates (implied
+from every USD payment of the input, gathered while staging) and the memory rounds' scores
+(each round's warm-up replays scores computed for their own partitions, :mod:`.features`).
 """
 
 from __future__ import annotations

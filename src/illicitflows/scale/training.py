@@ -199,12 +199,24 @@ class DaskTraining:
         self.client, self.job, self.split, self.pipeline = client, job, split, pipeline
         self.builder = job.builder
         self.show_progress = show_progress
-        self.train_parts = [p for p in job.parts if p.start < split.valid_from]
-        self.valid_parts = [p for p in job.parts
-                            if p.start < split.test_from
-                            and p.start + p.period > split.valid_from]
+        hours = job.staged.hours()
+        self.hours = pd.Series(hours.to_numpy(),
+                               index=hours.index.to_numpy(dtype="datetime64[s]").astype(np.int64))
+        self.train_parts = self.parts_with_rows(np.iinfo(np.int64).min, split.valid_from)
+        self.valid_parts = self.parts_with_rows(split.valid_from, split.test_from)
         counts = job.map_partitions(train_counts, "count training rows", split)
         self.negatives, self.positives = (sum(c[i] for c in counts) for i in (0, 1))
+
+    def parts_with_rows(self, lo: int, hi: int,
+                        without: tuple[int, int] | None = None) -> list[Partition]:
+        """The partitions holding rows with ``lo <= t < hi`` outside ``without`` (a fit must
+        not hand LightGBM an empty partition)."""
+        stamps, counts = self.hours.index.to_numpy(), self.hours.to_numpy()
+        inside = (stamps >= lo) & (stamps < hi)
+        if without is not None:
+            inside &= (stamps < without[0]) | (stamps >= without[1])
+        keys = set((stamps[inside & (counts > 0)] // self.job.staged.period).tolist())
+        return [p for p in self.job.parts if p.key in keys]
 
     def frame(self, parts: list[Partition], names: list[str], rounds: int, which: str,
               model: ModelConfig, seed: int,
@@ -228,7 +240,8 @@ class DaskTraining:
     def fit(self, names: list[str], rounds: int, seed: int, boost_rounds: int,
             without: tuple[int, int] | None = None, validate: bool = True) -> LightGBMModel:
         model = self.pipeline.model
-        train = self.frame(self.train_parts, names, rounds, "train", model, seed, without)
+        parts = self.parts_with_rows(np.iinfo(np.int64).min, self.split.valid_from, without)
+        train = self.frame(parts, names, rounds, "train", model, seed, without)
         valid = (self.frame(self.valid_parts, names, rounds, "valid", model, seed)
                  if validate else None)
         return fit_dask(self.client, train, valid, self.params(model, seed), boost_rounds,
@@ -274,6 +287,8 @@ def train_on_cluster(client: Client, request: TrainRequest, period: int,
     if request.fmt == "amlsim" or request.accounts is not None:
         raise ValueError("--cluster reads IBM CSV or Parquet transactions; convert AMLSim "
                          "output first or train without --cluster")
+    if period % 3600:
+        raise ValueError("--partition: training cuts folds at whole hours; give whole hours")
     pipeline = request.pipeline
     if pipeline.model.kind != "lightgbm":
         raise ValueError("--cluster trains LightGBM models only (model.kind: lightgbm)")
