@@ -2,17 +2,23 @@
 as one request's :class:`DecisionBatch`, as the service logs them), and verify.
 
 Appends realistic transaction decisions (one in ten flagged, with a 10-feature explanation) to
-a fresh database (a temporary SQLite file unless ``--url``), then verifies the whole chain.
-Prints one JSON line: rows per second, median / p95 wall milliseconds and median CPU
-milliseconds per append (CPU shows the cost when other jobs share the cores), and the load
-average at the start.
+a fresh database (a temporary SQLite file unless ``--url``; ``--backend postgresql`` starts a
+throw-away PostgreSQL server with Debian's binaries, with its default durability: ``fsync``
+on, synchronous commits; ``both`` runs SQLite then PostgreSQL), then verifies the whole chain.
+Prints one JSON line per backend: rows per second, median / p95 wall milliseconds and median
+CPU milliseconds per append (CPU shows the cost when other jobs share the cores), verify's
+rows per second and seconds, the time to sign the first checkpoint (storing the Merkle nodes
+of every row) and one after 1,000 more rows, the median inclusion proof, and the load average
+at the start.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -21,10 +27,14 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from illicitflows.audit import AuditLog, DecisionBatch, DecisionInput
 from illicitflows.audit.canonical import canonical_json
+from illicitflows.audit.checkpoints import append_checkpoint, inclusion_proof, sign_head
 
 BATCH = 1_000
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def decision(i: int) -> DecisionInput:
@@ -68,48 +78,95 @@ def timed(write: Callable[[Any], object], batches: list[Any]) -> tuple[list[floa
     return wall, cpu
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="SQLAlchemy URL of an empty database (default: temp SQLite)")
-    parser.add_argument("--singles", type=int, default=300, help="number of 1-row appends")
-    parser.add_argument("--batches", type=int, default=50, help="number of 1,000-row appends")
-    args = parser.parse_args()
+def postgres_server():  # noqa: ANN201 - tests/pg.py's context manager
+    """The tests' throw-away PostgreSQL server, durable (loaded by path: tests are no
+    package)."""
+    spec = importlib.util.spec_from_file_location("illicitflows_tests_pg", ROOT / "tests" / "pg.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.postgres_server(durable=True)
+
+
+def run(url: str, singles: int, batches: int) -> dict[str, Any]:
+    """Time the appends and verify on the empty database at ``url``."""
     load = os.getloadavg()[0]
+    log = AuditLog(url)
+    single, single_cpu = timed(log.append, [[decision(i)] for i in range(singles)])
+    batched, batched_cpu = timed(log.append, [[decision(b * BATCH + i) for i in range(BATCH)]
+                                              for b in range(batches)])
+    requests, requests_cpu = timed(log.log_batch, [
+        as_batch([decision(b * BATCH + i) for i in range(BATCH)]) for b in range(batches)])
+    start = time.perf_counter()
+    report = log.verify()
+    verify_s = time.perf_counter() - start
+    key = Ed25519PrivateKey.generate()
+    start = time.perf_counter()
+    signed = sign_head(log, key)  # the first: stores the Merkle nodes of every row
+    first_checkpoint_s = time.perf_counter() - start
+    log.log_batch(as_batch([decision(i) for i in range(BATCH)]))
+    start = time.perf_counter()
+    sign_head(log, key)  # the usual: the rows since the last one
+    checkpoint_s = time.perf_counter() - start
+    middle = log.query(page=signed.tree_size // 2, page_size=1).items[0]
     with tempfile.TemporaryDirectory() as tmp:
-        log = AuditLog(args.url or f"sqlite:///{Path(tmp) / 'audit.db'}")
-        single, single_cpu = timed(log.append, [[decision(i)] for i in range(args.singles)])
-        batched, batched_cpu = timed(log.append, [[decision(b * BATCH + i) for i in range(BATCH)]
-                                                  for b in range(args.batches)])
-        requests, requests_cpu = timed(log.log_batch, [
-            as_batch([decision(b * BATCH + i) for i in range(BATCH)])
-            for b in range(args.batches)])
-        start = time.perf_counter()
-        report = log.verify()
-        verify_s = time.perf_counter() - start
-        log.close()
+        path = Path(tmp) / "checkpoints.jsonl"
+        append_checkpoint(path, signed)
+        proofs = []
+        for _ in range(20):
+            start = time.perf_counter()
+            inclusion_proof(log, middle.decision_id, path)
+            proofs.append(time.perf_counter() - start)
+    log.close()
     assert report.ok, report
 
     def p95(values: list[float]) -> float:
         return sorted(values)[int(0.95 * (len(values) - 1))]
 
-    print(json.dumps({
-        "backend": log.url.split(":", 1)[0],
+    return {
+        "backend": url.split(":", 1)[0],
         "load_average_1min": round(load, 2),
-        "single_row_appends": args.singles,
-        "single_row_rows_per_s": round(args.singles / sum(single), 1),
+        "single_row_appends": singles,
+        "single_row_rows_per_s": round(singles / sum(single), 1),
         "single_row_ms_median": round(1e3 * median(single), 3),
         "single_row_ms_p95": round(1e3 * p95(single), 3),
         "single_row_cpu_ms_median": round(1e3 * median(single_cpu), 3),
-        "batch_1000_appends": args.batches,
-        "batch_1000_rows_per_s": round(args.batches * BATCH / sum(batched), 1),
+        "batch_1000_appends": batches,
+        "batch_1000_rows_per_s": round(batches * BATCH / sum(batched), 1),
         "batch_1000_ms_median": round(1e3 * median(batched), 2),
         "batch_1000_ms_p95": round(1e3 * p95(batched), 2),
         "batch_1000_cpu_ms_median": round(1e3 * median(batched_cpu), 2),
         "log_batch_1000_ms_median": round(1e3 * median(requests), 2),
+        "log_batch_1000_ms_p95": round(1e3 * p95(requests), 2),
         "log_batch_1000_cpu_ms_median": round(1e3 * median(requests_cpu), 2),
         "verify_rows": report.checked,
+        "verify_s": round(verify_s, 3),
         "verify_rows_per_s": round(report.checked / verify_s, 1),
-    }))
+        "first_checkpoint_s": round(first_checkpoint_s, 3),
+        "checkpoint_after_1000_ms": round(1e3 * checkpoint_s, 2),
+        "inclusion_proof_ms_median": round(1e3 * median(proofs), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="SQLAlchemy URL of an empty database (default: temp SQLite)")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite",
+                        help="without --url: where to run (default: sqlite)")
+    parser.add_argument("--singles", type=int, default=300, help="number of 1-row appends")
+    parser.add_argument("--batches", type=int, default=50, help="number of 1,000-row appends")
+    args = parser.parse_args()
+    if args.url:
+        print(json.dumps(run(args.url, args.singles, args.batches)))
+        return
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(run(f"sqlite:///{Path(tmp) / 'audit.db'}", args.singles,
+                                 args.batches)), flush=True)
+    if args.backend in ("postgresql", "both"):
+        with postgres_server() as server:
+            if server is None:
+                sys.exit("no PostgreSQL server binary found (install Debian's postgresql)")
+            print(json.dumps(run(server.new_database(), args.singles, args.batches)))
 
 
 if __name__ == "__main__":

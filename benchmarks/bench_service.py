@@ -10,6 +10,7 @@ start and the end: latency on a shared machine means little without it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -176,6 +178,31 @@ def overhead_vs_core(http: dict) -> dict[str, float]:
             for k in ("single", "batch_1000")}
 
 
+@contextlib.contextmanager
+def running_service(detector: Detector, port: int,
+                    history: pd.DataFrame | None = None) -> Iterator[tuple[int, str]]:
+    """The service on ``port`` in a temporary data folder, ``detector`` registered as the
+    transactions champion and ``history`` (when given) in its history store: yields the
+    server's process id (the leader of its process group) and an admin key; stops it after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+        os.environ.update({"ILLICITFLOWS_DATA_DIR": str(root), "BENTOML_HOME": str(root / "bh"),
+                           "ILLICITFLOWS_TRACKING_URI": uri})
+        register(detector, uri)
+        if history is not None:
+            preload(history, f"sqlite:///{root / 'history.db'}")
+        key = KeyStore().create("admin")[1]
+        server = subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
+                                   str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            yield server.pid, key
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+
+
 def wait_for_model(port: int, key: str, seconds: float = 900) -> float:
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -210,24 +237,10 @@ def main() -> None:
     detector = train(history, args.rounds)
     limit = in_process(detector, history, singles, batch_frames)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        os.environ.update({"ILLICITFLOWS_DATA_DIR": str(root), "BENTOML_HOME": str(root / "bh"),
-                           "ILLICITFLOWS_TRACKING_URI": uri})
-        register(detector, uri)
-        preload(history, f"sqlite:///{root / 'history.db'}")
-        key = KeyStore().create("admin")[1]
-        server = subprocess.Popen([sys.executable, "-m", "illicitflows.cli", "serve", "--port",
-                                   str(args.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            load_s = wait_for_model(args.port, key)
-            http = over_http(args.port, key, api_records(singles),
-                             [api_records(b) for b in batch_frames])
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
+    with running_service(detector, args.port, history) as (_, key):
+        load_s = wait_for_model(args.port, key)
+        http = over_http(args.port, key, api_records(singles),
+                         [api_records(b) for b in batch_frames])
     print(json.dumps({
         "history_transactions": len(history), "startup_load_s": load_s,
         "http": http, "in_process": limit,

@@ -1,5 +1,7 @@
 """SQLAlchemy engines: durable WAL SQLite with explicit write locks, or any other database as is.
 
+A new SQLite database file is created with mode 0600 (:mod:`illicitflows.files`).
+
 SQLite gets ``journal_mode=WAL`` (readers never block the writer), ``synchronous=FULL`` (a
 committed transaction survives a power cut) and a busy timeout. State that can be rebuilt from
 a durable record (the scoring history, from the audit log) may ask for ``synchronous=NORMAL``
@@ -30,6 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from illicitflows.files import private_file
+
 SQLITE_BUSY_TIMEOUT_S = 60.0
 #: Page size of new SQLite databases: a 1,000-decision audit commit writes a quarter as many
 #: WAL frames as with the default 4 KiB (2 ms less per request); existing ones keep theirs.
@@ -48,8 +52,11 @@ def sqlite_url(path: Path) -> str:
 def make_engine(url: str, durable: bool = True) -> Engine:
     """An engine for ``url``; SQLite ones are set up as described in the module docstring
     (``durable=False``: ``synchronous=NORMAL``, for rebuildable state only)."""
-    if sa.make_url(url).get_backend_name() != "sqlite":
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        private_file(Path(parsed.database))  # SQLite gives its WAL and shm files this mode
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     sa.event.listen(engine, "connect", partial(_sqlite_connect,
                                                "FULL" if durable else "NORMAL"))

@@ -1,10 +1,9 @@
-"""AuditLog: round trip, queries, tamper detection and concurrent appends (SQLite; PostgreSQL
-too when ``ILLICITFLOWS_TEST_PG_URL`` is set)."""
+"""AuditLog: round trip, queries, tamper detection and concurrent appends, on SQLite and on a
+throw-away PostgreSQL server."""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sqlite3
 import threading
 import time
@@ -19,27 +18,13 @@ import sqlalchemy as sa
 from illicitflows.audit import AuditLog, DecisionBatch, DecisionInput
 from illicitflows.audit.canonical import canonical_json, sha256_hex
 from illicitflows.audit.chain import GENESIS_HASH, row_hash
-from illicitflows.audit.schema import chain_head, decisions, logged, metadata, requests
+from illicitflows.audit.schema import chain_head, decisions, logged, requests
 from illicitflows.db import SQLITE_PAGE_SIZE, checkpoint, make_engine
-
-PG_URL = os.environ.get("ILLICITFLOWS_TEST_PG_URL")
-
-
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
-def url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    engine = make_engine(PG_URL)
-    metadata.drop_all(engine)
-    engine.dispose()
-    return PG_URL
 
 
 @pytest.fixture
-def log(url: str):
-    audit_log = AuditLog(url)
-    yield audit_log
-    audit_log.close()
+def url(database_url: str) -> str:
+    return database_url
 
 
 def decision(i: int = 0, **overrides) -> DecisionInput:

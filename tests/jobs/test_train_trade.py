@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from illicitflows.jobs.config import ModelConfig, SplitConfig, TradePipeline, load_pipeline
+from illicitflows.jobs.config import (
+    ModelConfig,
+    RevenueModelConfig,
+    SplitConfig,
+    ThresholdConfig,
+    TradePipeline,
+    load_pipeline,
+)
 from illicitflows.jobs.train_trade import RAW_BASELINE, TrainTradeRequest, train_trade
 from illicitflows.trade.simulate import (
     TradeSimulationConfig,
@@ -30,9 +37,14 @@ SIM = TradeSimulationConfig(declarations=5_000, days=120, importers=400, declara
                             seed=5)
 
 
+FAST_HEAD = RevenueModelConfig(num_boost_round=60, early_stopping_rounds=20,
+                               params={"learning_rate": 0.1})
+POLICIES = {"precision", "revenue", "expected-revenue"}
+
+
 def fast_pipeline(**changes: object) -> TradePipeline:
-    settings = {"model": FAST, "baseline_model": FAST, "shap_sample": 50,
-                "promotion_metric": "precision_at_5", **changes}
+    settings = {"model": FAST, "baseline_model": FAST, "revenue_model": FAST_HEAD,
+                "shap_sample": 50, "promotion_metric": "precision_at_5", **changes}
     return TradePipeline(**settings)
 
 
@@ -60,16 +72,41 @@ def fresh_process_scores(uri: str, csv: Path, out: Path) -> pd.DataFrame:
     return pd.read_csv(out)
 
 
+def check_ranking_policies(document: dict) -> None:
+    """Every policy is reported at every rate; the served one is the document's test ranking,
+    and its budget threshold flags about the budget."""
+    ranking = document["ranking"]
+    assert ranking["configured"] == "expected-revenue"
+    assert set(ranking["policies"]) >= POLICIES
+    for metrics in ranking["policies"].values():
+        for metric in ("precision_at", "recall_at", "revenue_at"):
+            assert set(metrics["test"][metric]) == {"1", "2", "5", "10"}
+    guard = ranking["guard"]
+    assert guard["min_precision"] == 0.95 and len(guard["candidates"]) > 1
+    served = ranking["policies"]["expected-revenue" if ranking["policy"] != "precision"
+                                 else "precision"]["test"]
+    assert document["test"]["revenue_at"] == pytest.approx(served["revenue_at"])
+    assert document["test"]["precision_at"] == pytest.approx(served["precision_at"])
+    # revenue alone recovers at least as much revenue at 1 % as the probability alone
+    policies = ranking["policies"]
+    assert policies["revenue"]["test"]["revenue_at"]["1"] >= \
+        policies["precision"]["test"]["revenue_at"]["1"]
+    # a budget threshold on the inspection priority flags about 5 % of the test records
+    assert 0.03 <= document["test"]["flagged_share"] <= 0.08
+
+
 @pytest.mark.e2e
 def test_simulated_data_end_to_end_and_fresh_process_scoring(
         sim_files: dict[str, Path], tracking_uri: str, tmp_path: Path) -> None:
     uri = tracking_uri
-    request = TrainTradeRequest(data=sim_files["declarations"], pipeline=fast_pipeline(),
+    budget = ThresholdConfig(policy="budget", budget=0.05)
+    request = TrainTradeRequest(data=sim_files["declarations"],
+                                pipeline=fast_pipeline(threshold=budget),
                                 mirror=sim_files["mirror_exports"], baseline=RAW_BASELINE,
                                 tracking_uri=uri)
     steps: list[str] = []
     document = train_trade(request, progress=steps.append)
-    assert len(steps) == 6
+    assert len(steps) == 7
     test = document["test"]
     for metric in ("precision_at", "recall_at", "revenue_at"):
         assert set(test[metric]) == {"1", "2", "5", "10"}
@@ -83,6 +120,7 @@ def test_simulated_data_end_to_end_and_fresh_process_scoring(
     assert document["rows"]["test"] > 0 and document["detector"] == "trade"
     assert document["model"]["name"] == "illicitflows-trade"
     json.dumps(document, default=str)
+    check_ranking_policies(document)
 
     scored = fresh_process_scores(uri, sim_files["declarations"], tmp_path / "scores.csv")
     assert list(scored.columns) == ["score", "flagged"] and len(scored) == SIM.declarations
@@ -100,6 +138,18 @@ def test_simulated_data_end_to_end_and_fresh_process_scoring(
     run = mlflow.get_run(document["model"]["run_id"])
     assert "test_precision_at_5" in run.data.metrics
     assert "baseline_test_precision_at_5" in run.data.metrics
+    for policy in POLICIES:
+        for metric in ("precision_at", "recall_at", "revenue_at"):
+            for rate in ("1", "2", "5", "10"):
+                assert f"policy_{policy}_test_{metric}_{rate}" in run.data.metrics
+    table = mlflow.load_table("tables/ranking_policies.json", run_ids=[run.info.run_id])
+    assert POLICIES | {"baseline (raw LightGBM)"} <= set(table["policy"])
+
+
+def test_label_free_mode_ranks_by_precision_and_refuses_other_rankings() -> None:
+    assert fast_pipeline(model=ModelConfig(kind="isolation-forest")).ranking == "precision"
+    with pytest.raises(ValueError, match="needs labels"):
+        fast_pipeline(model=ModelConfig(kind="isolation-forest"), ranking="revenue")
 
 
 def test_label_free_isolation_forest(sim_files: dict[str, Path], tracking_uri: str) -> None:
@@ -127,6 +177,9 @@ def test_pipeline_yaml_is_valid() -> None:
     assert pipeline.promotion_metric == "precision_at_5"
     assert pipeline.baseline_model.num_boost_round == 1000
     assert pipeline.baseline_model.params["num_leaves"] == 63
+    assert pipeline.ranking == "expected-revenue"
+    assert pipeline.ranking_guard is not None and pipeline.ranking_guard.min_precision == 0.95
+    assert pipeline.threshold.policy == "budget" and pipeline.threshold.budget == 0.05
 
 
 @pytest.mark.skipif(not all(p.exists() for p in KCS_FILES),
@@ -139,3 +192,41 @@ def test_kcs_files_train_on_2020_and_test_on_2021_q1(tracking_uri: str) -> None:
     assert document["rows"] == {"train": 28_751, "valid": 8_634, "test": 8_134}
     assert document["test"]["precision_at"]["5"] > 0.95
     assert document["test"]["per_typology_recall"] == {}
+    # the served ranking recovers more revenue than ranking by probability alone
+    policies = document["ranking"]["policies"]
+    assert set(policies) >= POLICIES
+    for rate in ("5", "10"):
+        assert document["test"]["revenue_at"][rate] > \
+            policies["precision"]["test"]["revenue_at"][rate]
+
+
+def test_cli_quarantines_a_bad_row_and_trains_on(sim_files: dict[str, Path], tracking_uri: str,
+                                                 tmp_path: Path, monkeypatch) -> None:
+    """One unreadable value: the row goes to the default quarantine file, named in the output,
+    and training goes on without it."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from illicitflows.cli import app
+
+    monkeypatch.setenv("ILLICITFLOWS_DATA_DIR", str(tmp_path / "data"))
+    frame = pd.read_csv(sim_files["declarations"], dtype=str).iloc[:2500]  # the first days
+    frame.loc[7, "declared_value"] = "twelve"
+    data = tmp_path / "declarations.csv"
+    frame.to_csv(data, index=False)
+    config = tmp_path / "trade.yaml"
+    config.write_text(yaml.safe_dump(fast_pipeline().model_dump(mode="json")))
+    metrics = tmp_path / "metrics.json"
+    result = CliRunner().invoke(app, ["train", "trade", "--data", str(data), "--config",
+                                      str(config), "--tracking-uri", tracking_uri,
+                                      "--metrics-out", str(metrics)])
+    assert result.exit_code == 0, result.output
+    quarantine = tmp_path / "data" / "quarantine" / "declarations.quarantine.csv"
+    assert "1 bad row(s) quarantined in" in result.output
+    assert quarantine.name in result.output.replace("\n", "")
+    bad = pd.read_csv(quarantine)
+    assert bad["_row"].tolist() == [7]
+    assert "declared_value" in bad["_issues"].iloc[0]
+    document = json.loads(metrics.read_text())
+    assert document["quarantined"] == 1
+    assert sum(document["rows"].values()) == len(frame) - 1

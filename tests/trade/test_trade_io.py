@@ -143,3 +143,23 @@ def test_shared_kcs_files_load_completely(name: str, rows: int, fraud_rate: floa
     assert frame[LABEL].mean() == pytest.approx(fraud_rate, abs=0.001)
     assert frame["hs6"].str.fullmatch(r"\d{6}").all()
     assert (frame["seller_id"] == "").any() and (frame["courier_id"] == "").any()
+
+
+def test_simulated_declarations_round_trip_through_the_date_layout(tmp_path: Path) -> None:
+    from illicitflows.trade.io import write_date_format
+    from illicitflows.trade.simulate import TradeSimulationConfig, simulate_trade
+
+    canonical = simulate_trade(TradeSimulationConfig(declarations=300, seed=4)).declarations
+    path = write_date_format(canonical, tmp_path / "date.csv")
+    assert pd.read_csv(path, nrows=0).columns[:7].tolist() == [
+        "sgd.id", "sgd.date", "importer.id", "declarant.id", "country", "office.id",
+        "tariff.code"]
+    frame, result = load_declarations(path)  # detected as DATE
+    assert len(frame) == len(canonical) and len(result.bad_rows) == 0
+    for column in ("declaration_id", "hs6", "origin_country", "importer_id"):
+        assert frame[column].tolist() == canonical[column].astype(str).tolist()
+    # DATE keeps the duty (rounded to cents), not the rate: the rate is read back from it
+    np.testing.assert_allclose(frame["tax_rate"], canonical["tax_rate"], rtol=1e-3)
+    np.testing.assert_allclose(frame["revenue"], canonical["revenue"].fillna(0), atol=1e-6)
+    assert (frame["date"].dt.normalize() == pd.to_datetime(canonical["date"])).all()
+    assert set(frame["seller_id"]) == {""}  # DATE has no seller

@@ -18,8 +18,8 @@ from typing import Literal, get_args
 
 import sqlalchemy as sa
 
-from illicitflows.db import make_engine, sqlite_url, write_transaction
-from illicitflows.settings import data_dir
+from illicitflows.db import make_engine, write_transaction
+from illicitflows.settings import database_url
 
 Role = Literal["scorer", "auditor", "admin"]
 ROLES = frozenset(get_args(Role))
@@ -52,8 +52,8 @@ def allowed(role: str, permission: str) -> bool:
 
 
 def default_url() -> str:
-    """``sqlite:///<data dir>/keys.db``."""
-    return sqlite_url(data_dir() / "keys.db")
+    """``$ILLICITFLOWS_DATABASE_URL``, else ``sqlite:///<data dir>/keys.db``."""
+    return database_url("keys")
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,3 +146,5 @@ class VerifyReport:
     first_bad_decision_id: str | None
     problem: str
     head_hash: str
+    #: How many signed positions (checkpoints) the chain was checked against.
+    anchors: int = 0

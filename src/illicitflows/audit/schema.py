@@ -73,6 +73,15 @@ chain_head = sa.Table(
     sa.Column("row_hash", sa.String(64), nullable=False),
 )
 
+#: Hashes of the complete subtrees of 2^level leaves (level >= 8) of the Merkle tree over the
+#: rows (:mod:`illicitflows.audit.tree`): written when a checkpoint is signed, not by appends.
+merkle_nodes = sa.Table(
+    "audit_merkle_nodes", metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
 #: A decision belongs to its request only while its position is in the request's range, so
 #: that a request's decisions are found by position (the join reads a range of rowids).
 _BELONGS = sa.and_(decisions.c.request_seq == requests.c.first_seq,

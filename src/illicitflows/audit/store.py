@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from illicitflows.audit.canonical import dumps, jsonable, sha256_hex
 from illicitflows.audit.chain import ChainWalker, chain_columns, encode_columns
+from illicitflows.audit.merkle import EMPTY_ROOT, Frontier, leaf_hash
 from illicitflows.audit.models import (
     DecisionBatch,
     DecisionInput,
@@ -32,9 +33,10 @@ from illicitflows.audit.schema import (
     requests,
     spans_of,
 )
-from illicitflows.db import insert_columns, make_engine, sqlite_url, write_transaction
+from illicitflows.audit.tree import MerkleTree
+from illicitflows.db import insert_columns, make_engine, write_transaction
 from illicitflows.ids import uuid7_texts
-from illicitflows.settings import data_dir
+from illicitflows.settings import database_url
 
 MAX_PAGE_SIZE = 1000
 VERIFY_PAGE_SIZE = 5000
@@ -46,8 +48,8 @@ _MOVE_HEAD = (chain_head.update().where(chain_head.c.id == HEAD_ID)
 
 
 def default_url() -> str:
-    """``sqlite:///<data dir>/audit.db``."""
-    return sqlite_url(data_dir() / "audit.db")
+    """``$ILLICITFLOWS_DATABASE_URL``, else ``sqlite:///<data dir>/audit.db``."""
+    return database_url("audit")
 
 
 def utc_iso(moment: datetime | str) -> str:
@@ -71,6 +73,8 @@ class AuditLog:
         self.url = url or default_url()
         self._engine = make_engine(self.url)
         create_schema(self._engine)
+        #: The Merkle tree over the rows, for signed checkpoints and inclusion proofs.
+        self.tree = MerkleTree(self._engine)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -181,18 +185,40 @@ class AuditLog:
             rows = connection.execute(logged.where(*where).order_by(order).limit(limit))
             return [_loaded(row) for row in rows.mappings()]
 
-    def verify(self, page_size: int = VERIFY_PAGE_SIZE) -> VerifyReport:
+    def head(self) -> tuple[int, str]:
+        """The chain's head: how many rows it has and the last one's hash."""
+        with self._engine.connect() as connection:
+            head = connection.execute(_HEAD).one()
+        return head.seq, head.row_hash
+
+    def verify(self, page_size: int = VERIFY_PAGE_SIZE,
+               anchors: Mapping[int, tuple[str, str]] | None = None) -> VerifyReport:
         """Walk the chain in ``seq`` order, page by page, and name the first bad row.
 
         Catches edited rows (hash mismatch), deleted rows (seq gap), inserted rows (broken
         link), a cut-off tail (fewer rows than the head records) and rows beyond the head.
-        Rows appended while it runs are left for the next run.
+        Rows appended while it runs are left for the next run. ``anchors`` (position -> the
+        Merkle tree hash of the rows up to there, hex, and who vouches for it: signed
+        checkpoints) must all hold, which catches a chain rewritten with every hash
+        recomputed.
         """
+        anchors = anchors or {}
         with self._engine.connect() as connection:
             head = connection.execute(_HEAD).one()
         walker = ChainWalker()
+        beyond = [seq for seq in anchors if seq > head.seq]
+        if beyond:
+            return _bad(walker, head.seq, None,
+                        f"{anchors[max(beyond)][1]} vouches for {max(beyond)} rows but the "
+                        f"chain has {head.seq} (rows deleted or the log replaced?)")
+        if 0 in anchors and anchors[0][0] != EMPTY_ROOT.hex():
+            return _bad(walker, 0, None, f"{anchors[0][1]} signs another empty log")
+        tree = Frontier()
         for row in self._rows(head.seq, page_size):
             problem = walker.problem(row)
+            if not problem and anchors:
+                tree.add(leaf_hash(row["row_hash"]))
+                problem = _off_anchor(anchors, tree, row["seq"])
             if problem:
                 return _bad(walker, row["seq"], row["decision_id"], problem)
         if walker.checked < head.seq:
@@ -210,7 +236,8 @@ class AuditLog:
             return _bad(walker, extra.seq, extra.decision_id,
                         "row beyond the chain head (appended outside the audit log?)")
         return VerifyReport(ok=True, checked=walker.checked, first_bad_seq=None,
-                            first_bad_decision_id=None, problem="", head_hash=walker.last_hash)
+                            first_bad_decision_id=None, problem="", head_hash=walker.last_hash,
+                            anchors=len(anchors))
 
     def _untiled(self, last_seq: int, page_size: int) -> tuple[int, None, str] | None:
         """Where the request rows stop covering positions 1 to ``last_seq`` exactly once, in
@@ -379,6 +406,19 @@ def _first_of_latest(connection: Connection, detector: str, before: int | None,
         if held >= limit:
             break
     return low
+
+
+def _off_anchor(anchors: Mapping[int, tuple[str, str]], tree: Frontier, seq: int) -> str | None:
+    """What is wrong at position ``seq`` (whose row the walker accepted, the tree holding the
+    rows up to it) by the anchors: the root of the rows up to it is not the one signed there
+    (a row up to it was rewritten and the chain rehashed)."""
+    anchor = anchors.get(seq)
+    if anchor is None or anchor[0] == tree.root().hex():
+        return None
+    earlier = [position for position in anchors if position < seq]
+    since = f"after seq {max(earlier)}, " if earlier else ""
+    return (f"the rows up to here are not those {anchor[1]} signed: a row {since}up to seq "
+            f"{seq} was rewritten and the chain rehashed")
 
 
 def _bad(walker: ChainWalker, seq: int, decision_id: str | None, problem: str) -> VerifyReport:

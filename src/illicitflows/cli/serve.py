@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from illicitflows.serving.parent import SERVER_PID_ENV
+
 SERVICE = "illicitflows.serving.service:IllicitFlows"
 
 
@@ -16,7 +18,7 @@ def serve(port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
           tracking_uri: Annotated[str | None, typer.Option(
               help="MLflow tracking URI the champions are loaded from.")] = None) -> None:
     """Serve the API on http://HOST:PORT (OpenAPI at /docs, health at /livez and /readyz)."""
-    env = dict(os.environ)
+    env = {**os.environ, SERVER_PID_ENV: str(os.getpid())}  # execve keeps the pid
     if tracking_uri:
         env["ILLICITFLOWS_TRACKING_URI"] = tracking_uri
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host,

@@ -134,10 +134,31 @@ def trade(
 ) -> None:
     """Train the customs mis-invoicing detector on labelled declarations."""
     pipeline = with_split(load_pipeline(config, TradePipeline), split_fractions, split_dates)
+    # one input: its own default file; several (or a mirror file): one file per input,
+    # named after the run (see trade_job.quarantine_for)
+    named_after = data[0] if len(data) == 1 and mirror is None else Path("train-trade")
     request = trade_job.TrainTradeRequest(
         data=data, pipeline=pipeline, fmt=fmt, mirror=mirror, baseline=baseline,
-        tracking_uri=tracking_uri, quarantine=quarantine, strict=strict)
+        tracking_uri=tracking_uri, quarantine=default_quarantine(named_after, quarantine),
+        strict=strict)
     with progress_bar("train trade", trade_job.TRAIN_STEPS) as step:
         document = trade_job.train_trade(request, progress=step)
+    for path, rows in document["quarantine_files"].items():
+        console.print(f"{rows:,} bad row(s) quarantined in {path}")
     report(document)
+    report_ranking(document)
     write_json(document, metrics_out)
+
+
+def report_ranking(document: dict) -> None:
+    """The trade ranking served and the revenue it recovers per inspection rate."""
+    ranking = document.get("ranking")
+    if not ranking:
+        return
+    served = ranking["policy"]
+    note = f" (exponent {ranking['exponent']:g})" if served == "expected-revenue" else ""
+    if served != ranking["configured"]:
+        why = ranking.get("note", "no exponent held the precision guard")
+        note = f" (configured {ranking['configured']}: {why})"
+    console.print(f"ranking {served}{note}; revenue recovered@n%: " + "  ".join(
+        f"{n}% {v:.3f}" for n, v in document["test"]["revenue_at"].items()))

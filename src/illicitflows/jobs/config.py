@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from illicitflows.modeling.ranking import RankingPolicy
 from illicitflows.trade.features.config import TradeFeatureConfig
 from illicitflows.transactions.features import FeatureConfig
 
@@ -99,6 +100,26 @@ def _raw_baseline_model() -> ModelConfig:
                        params={"learning_rate": 0.05, "num_leaves": 63})
 
 
+class RankingGuard(BaseModel):
+    """The precision the ``expected-revenue`` ranking must keep at an inspection budget."""
+
+    model_config = ConfigDict(extra="forbid")
+    budget: float = Field(0.05, gt=0, lt=1, description="Share of declarations inspected.")
+    min_precision: float = Field(
+        0.95, gt=0, le=1, description="Precision the validation data must hold at the budget "
+        "with 95 % confidence; the exponent of the fraud probability is chosen under it.")
+
+
+class RevenueModelConfig(BaseModel):
+    """The second head (revenue at stake of a fraud): LightGBM regression on log1p revenue."""
+
+    model_config = ConfigDict(extra="forbid")
+    num_boost_round: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(100, ge=1)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Over the fraud model's parameters.")
+
+
 class TradePipeline(PipelineBase):
     """``pipelines/trade.yaml``."""
 
@@ -107,3 +128,20 @@ class TradePipeline(PipelineBase):
     baseline_model: ModelConfig = Field(default_factory=_raw_baseline_model)
     revenue_weight: bool = Field(
         False, description="Weight fraudulent training rows by their revenue at stake.")
+    ranking: RankingPolicy = Field(
+        "expected-revenue", description="What fills the inspection budget first: the fraud "
+        "probability (precision), the predicted revenue at stake (revenue), or their product "
+        "(expected-revenue, under ranking_guard). Label-free models rank by precision.")
+    ranking_guard: RankingGuard | None = Field(
+        default_factory=RankingGuard, description="None: expected-revenue is the plain "
+        "product of probability and predicted revenue.")
+    revenue_model: RevenueModelConfig = Field(default_factory=RevenueModelConfig)
+
+    @model_validator(mode="after")
+    def _label_free_ranks_by_precision(self) -> TradePipeline:
+        if self.model.kind == "isolation-forest" and self.ranking != "precision":
+            if "ranking" in self.model_fields_set:
+                raise ValueError(f"ranking {self.ranking!r} needs labels (a revenue model); "
+                                 "an isolation forest ranks by precision")
+            self.ranking = "precision"
+        return self

@@ -38,6 +38,7 @@ class TrainingRecord:
     scores: np.ndarray
     test: np.ndarray
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # logged beside the document's
 
 
 def record_training(record: TrainingRecord, tracking_uri: str | None) -> dict[str, str]:
@@ -68,6 +69,7 @@ def record_training(record: TrainingRecord, tracking_uri: str | None) -> dict[st
                                              if k in ("test", "valid", "timings", "rows")}))
         if "baseline" in record.document:
             mlflow.log_metrics(flat_metrics("baseline", record.document["baseline"]))
+        mlflow.log_metrics(record.metrics)
         for name, table in record.tables.items():
             mlflow.log_table(table, f"tables/{name}.json")
         _log_plots(record)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from illicitflows.jobs.config import ModelConfig, TradePipeline
 from illicitflows.jobs.tracking import TrainingRecord, record_training
+from illicitflows.jobs.trade_ranking import RankedPolicies, policy_table, rank_policies
 from illicitflows.jobs.training import FittedModel, fit_scoring_model
 from illicitflows.modeling.detector import Detector, FeatureBuilder
 from illicitflows.modeling.metrics import (
@@ -24,14 +25,17 @@ from illicitflows.modeling.metrics import (
     threshold_metrics,
     top_k_mask,
 )
+from illicitflows.modeling.ranking import Ranking
 from illicitflows.modeling.split import split_by_dates, split_by_fractions
+from illicitflows.modeling.threshold import choose_threshold
 from illicitflows.progress import StepCallback, no_progress
+from illicitflows.tracking.runs import flat_metrics
 from illicitflows.trade.features import TradeFeatureBuilder
 from illicitflows.trade.features.raw import RawColumnsBuilder
 from illicitflows.trade.io import load_declarations, load_mirror_exports
 from illicitflows.trade.schema import ID, LABEL, revenue_at_stake
 
-TRAIN_STEPS = 6
+TRAIN_STEPS = 7
 RAW_BASELINE = "lightgbm-raw"
 BASELINES = (RAW_BASELINE,)
 
@@ -72,28 +76,39 @@ def quarantine_for(request: TrainTradeRequest, path: Path) -> Path | None:
     return q.with_name(f"{q.stem}-{path.stem}{q.suffix}")
 
 
-def load_data(request: TrainTradeRequest) -> tuple[pd.DataFrame, int]:
-    """The declarations of every data file, concatenated; and the number of quarantined rows."""
-    frames, bad = [], 0
+def load_data(request: TrainTradeRequest,
+              quarantined: dict[str, int] | None = None) -> pd.DataFrame:
+    """The declarations of every data file, concatenated. Bad rows go to each file's
+    quarantine file, counted in ``quarantined`` (file -> rows)."""
+    frames = []
     for path in request.paths:
+        target = quarantine_for(request, path)
         frame, result = load_declarations(path, request.fmt, strict=request.strict,
-                                          quarantine=quarantine_for(request, path))
+                                          quarantine=target)
         frames.append(frame)
-        bad += len(result.bad_rows)
+        _count(quarantined, target, len(result.bad_rows))
     frame = pd.concat(frames, ignore_index=True)
     repeated = frame[ID].duplicated()
     if repeated.any():
         raise ValueError(f"declaration id {frame[ID][repeated].iloc[0]!r} appears in more than "
                          "one data file")
-    return frame, bad
+    return frame
 
 
-def load_mirror(request: TrainTradeRequest) -> pd.DataFrame | None:
+def load_mirror(request: TrainTradeRequest,
+                quarantined: dict[str, int] | None = None) -> pd.DataFrame | None:
     if request.mirror is None:
         return None
-    mirror, _ = load_mirror_exports(request.mirror, strict=request.strict,
-                                    quarantine=quarantine_for(request, request.mirror))
+    target = quarantine_for(request, request.mirror)
+    mirror, result = load_mirror_exports(request.mirror, strict=request.strict,
+                                         quarantine=target)
+    _count(quarantined, target, len(result.bad_rows))
     return mirror
+
+
+def _count(quarantined: dict[str, int] | None, target: Path | None, rows: int) -> None:
+    if quarantined is not None and target is not None and rows:
+        quarantined[str(target)] = rows
 
 
 def evaluate(labels: _Labels, scores: np.ndarray, threshold: float,
@@ -102,6 +117,7 @@ def evaluate(labels: _Labels, scores: np.ndarray, threshold: float,
     y, score, typology = labels.y[rows], scores[rows], labels.typology[rows]
     return {**inspection_metrics(y, score, labels.revenue[rows]), **ranking_metrics(y, score),
             **threshold_metrics(y, score, threshold),
+            "flagged_share": float(np.mean(score >= threshold)),
             "per_typology_recall": recall_by_group(y, score >= threshold, typology),
             "per_typology_recall_at_5": recall_by_group(y, top_k_mask(score, 0.05), typology)}
 
@@ -187,6 +203,23 @@ def _typology_table(document: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def _served(fitted: FittedModel, ranked: RankedPolicies | None, features: pd.DataFrame,
+            labels: _Labels | None, splits: np.ndarray, pipeline: TradePipeline) -> FittedModel:
+    """The fitted model with the served ranking's scores (inspection priorities) and a
+    threshold chosen on them, on validation, by the pipeline's threshold policy: the flagged
+    declarations are those the ranking puts first."""
+    if ranked is None or labels is None:
+        return fitted
+    ranking: Ranking = ranked.ranking
+    scores = np.full(len(features), np.nan)
+    rows = np.flatnonzero(splits != "train")
+    scores[rows] = ranking.score(fitted.scores[rows], features.iloc[rows])
+    valid = splits == "valid"
+    threshold = choose_threshold(labels.y[valid], scores[valid], pipeline.threshold.policy,
+                                 pipeline.threshold.budget)
+    return FittedModel(fitted.model, threshold, scores, fitted.best_iterations)
+
+
 def _labels(frame: pd.DataFrame) -> _Labels | None:
     if LABEL not in frame.columns or frame[LABEL].isna().any():
         return None
@@ -201,8 +234,9 @@ def train_trade(request: TrainTradeRequest,
     if request.baseline and request.baseline not in BASELINES:
         raise ValueError(f"unknown trade baseline {request.baseline!r}; use one of {BASELINES}")
     started = time.perf_counter()
-    frame, quarantined = load_data(request)
-    mirror = load_mirror(request)
+    quarantined: dict[str, int] = {}
+    frame = load_data(request, quarantined)
+    mirror = load_mirror(request, quarantined)
     labels = _labels(frame)
     label_free = pipeline.model.kind == "isolation-forest"
     if labels is None and not label_free:
@@ -220,6 +254,13 @@ def train_trade(request: TrainTradeRequest,
                         _sample_weight(labels, splits, pipeline))
     train_s = time.perf_counter() - started
     progress("model trained")
+    started = time.perf_counter()
+    ranked = None if labels is None or label_free else rank_policies(
+        features, labels.y, labels.revenue, fitted.scores, splits,
+        builder.categorical_features, pipeline)
+    fitted = _served(fitted, ranked, features, labels, splits, pipeline)
+    ranking_s = time.perf_counter() - started
+    progress("ranking policies")
 
     test = splits == "test"
     document: dict[str, Any] = {
@@ -228,8 +269,10 @@ def train_trade(request: TrainTradeRequest,
         "test": _evaluated(labels, fitted, test),
         "valid": _evaluated(labels, fitted, splits == "valid"),
         "rows": {name: int((splits == name).sum()) for name in ("train", "valid", "test")},
-        "timings": {"load_s": load_s, "features_s": features_s, "train_s": train_s},
-        "quarantined": quarantined,
+        "timings": {"load_s": load_s, "features_s": features_s, "train_s": train_s,
+                    "ranking_s": ranking_s},
+        "quarantined": sum(quarantined.values()),
+        "quarantine_files": quarantined,
         "best_iterations": fitted.best_iterations,
         "split": pipeline.split.describe(),
     }
@@ -238,15 +281,24 @@ def train_trade(request: TrainTradeRequest,
         document["baseline"] = _baseline(frame, labels, splits, pipeline)
     progress("baseline")
 
-    detector = Detector("trade", builder, fitted.model, fitted.threshold,
-                        info={"test": document["test"], "rows": document["rows"]})
+    info = {"test": document["test"], "rows": document["rows"]}
     tables = {"inspection_rates": _inspection_table(document)}
+    metrics: dict[str, float] = {}
+    if ranked is not None:
+        document["ranking"] = {"configured": pipeline.ranking, **ranked.document()}
+        info["ranking"] = {k: v for k, v in document["ranking"].items() if k != "policies"}
+        tables["ranking_policies"] = policy_table(
+            ranked.policies, document.get("baseline", {}).get("test"), ranked.ranking.policy)
+        metrics = flat_metrics("policy", {name: {"test": values["test"]}
+                                          for name, values in ranked.policies.items()})
+    detector = Detector("trade", builder, fitted.model, fitted.threshold, info=info,
+                        ranking=None if ranked is None else ranked.ranking)
     if document["test"].get("per_typology_recall"):
         tables["per_typology"] = _typology_table(document)
     record = TrainingRecord(detector=detector, pipeline=pipeline, document=document,
                             inputs=[*request.paths, request.mirror], features=features,
                             y=None if labels is None else labels.y, scores=fitted.scores,
-                            test=test, tables=tables)
+                            test=test, tables=tables, metrics=metrics)
     document["model"] = record_training(record, request.tracking_uri)
     progress("tracked and registered")
     return document

@@ -17,6 +17,7 @@ import pandas as pd
 
 from illicitflows.modeling.isolation import IsolationModel
 from illicitflows.modeling.lgbm import LightGBMModel
+from illicitflows.modeling.ranking import Ranking
 from illicitflows.progress import StepCallback, no_progress
 from illicitflows.validation import LateRecordError
 
@@ -24,6 +25,8 @@ MANIFEST = "detector.json"
 BUILDER = "builder.pkl"
 LIGHTGBM_FILE = "model.txt"
 ISOLATION_FILE = "model.pkl"
+RANKING_FILE = "ranking.json"
+REVENUE_FILE = "revenue_model.txt"
 
 
 class FeatureBuilder(Protocol):
@@ -60,6 +63,7 @@ class Detector:
     model: ScoringModel
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
+    ranking: Ranking | None = None  # none: the score is the model's probability
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Features of a file scored on its own: it continues from where training left off
@@ -71,7 +75,10 @@ class Detector:
             return self.builder.transform(frame, self.builder.new_state())
 
     def score_features(self, features: pd.DataFrame) -> np.ndarray:
-        return self.model.score(features)
+        """The score compared with the threshold: the model's probability, or the inspection
+        priority of the ranking policy (:mod:`illicitflows.modeling.ranking`)."""
+        probability = self.model.score(features)
+        return probability if self.ranking is None else self.ranking.score(probability, features)
 
     def score(self, frame: pd.DataFrame, state: Any = None) -> pd.DataFrame:
         """Score validated canonical records: ``score`` and ``flagged`` per record."""
@@ -89,6 +96,10 @@ class Detector:
         else:
             (directory / ISOLATION_FILE).write_bytes(self.model.to_bytes())
         (directory / BUILDER).write_bytes(pickle.dumps(self.builder))
+        if self.ranking is not None:
+            (directory / RANKING_FILE).write_text(self.ranking.to_json())
+            if self.ranking.revenue_model is not None:
+                (directory / REVENUE_FILE).write_text(self.ranking.revenue_model.to_text())
         manifest = {"domain": self.domain, "model_kind": self.model.kind,
                     "threshold": self.threshold, "features_version": self.builder.version,
                     "feature_names": self.builder.feature_names, "info": self.info}
@@ -106,4 +117,14 @@ class Detector:
         else:
             model = IsolationModel.from_bytes((directory / ISOLATION_FILE).read_bytes())
         return cls(domain=manifest["domain"], builder=builder, model=model,
-                   threshold=float(manifest["threshold"]), info=manifest.get("info", {}))
+                   threshold=float(manifest["threshold"]), info=manifest.get("info", {}),
+                   ranking=_load_ranking(directory))
+
+
+def _load_ranking(directory: Path) -> Ranking | None:
+    """The ranking policy saved beside the model, if any (older artifacts have none)."""
+    if not (directory / RANKING_FILE).exists():
+        return None
+    revenue = directory / REVENUE_FILE
+    head = LightGBMModel.from_text(revenue.read_text()) if revenue.exists() else None
+    return Ranking.from_json((directory / RANKING_FILE).read_text(), head)

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from illicitflows.access.keys import Principal, allowed
+from illicitflows.audit.checkpoints import default_path as checkpoint_file
+from illicitflows.audit.checkpoints import inclusion_proof
 from illicitflows.serving.engine import (
     HistoryWriteError,
     InputError,
@@ -248,6 +250,20 @@ async def get_decision(request: Request, decision_id: str) -> dict[str, Any]:
     if stored is None:
         raise ApiError(404, f"no decision {decision_id!r}")
     return _stored_dict(stored)
+
+
+@app.get("/decisions/{decision_id}/proof")
+async def decision_proof(request: Request, decision_id: str) -> dict[str, Any]:
+    """RFC 6962 inclusion proof of a decision in the log as signed by the latest checkpoint
+    covering it (its audit path and that signed checkpoint); 409 until one covers it."""
+    authorize(request, "read_decisions")
+    try:
+        return await run_in_threadpool(inclusion_proof, runtime_of(request).audit, decision_id,
+                                       checkpoint_file())
+    except LookupError as error:
+        raise ApiError(404, f"no decision {decision_id!r}") from error
+    except ValueError as error:
+        raise ApiError(409, str(error)) from error
 
 
 @app.get("/decisions", response_model=DecisionPage)

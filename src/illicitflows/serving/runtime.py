@@ -13,6 +13,7 @@ import pandas as pd
 
 from illicitflows.access.keys import KeyStore
 from illicitflows.audit.canonical import frame_texts
+from illicitflows.audit.checkpoints import start_checkpoints
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
@@ -21,7 +22,7 @@ from illicitflows.modeling.detector import Detector
 from illicitflows.serving.engine import SCORERS, Decision, ModelRef, Scorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.recovery import restore_history
-from illicitflows.settings import data_dir
+from illicitflows.settings import database_url
 from illicitflows.tracking.registry import CHAMPION, load_detector
 from illicitflows.tracking.setup import configure
 
@@ -88,6 +89,8 @@ class Runtime:
         self.writer = (AuditWriter(self.audit.url) if self.settings.audit_writer == "process"
                        else None)
         self.keys = KeyStore(self.settings.keys_url)
+        #: Signed checkpoints of the log's head, when $ILLICITFLOWS_CHECKPOINT_KEY names a key.
+        self.checkpoints = start_checkpoints(self.audit)
         self.scorers: dict[str, Scorer] = {}
         self.problems: dict[str, str] = {}
 
@@ -96,7 +99,7 @@ class Runtime:
         return all(d in self.scorers for d in DETECTORS)
 
     def history_url(self) -> str:
-        return self.settings.history_url or f"sqlite:///{data_dir() / 'history.db'}"
+        return self.settings.history_url or database_url("history")
 
     def load(self) -> None:
         """Load every detector from the registry (again: only versions that changed); one clear
@@ -146,9 +149,12 @@ class Runtime:
         log.error("not ready: %s detector retired: %s", domain, problem)
 
     def close(self) -> None:
-        """Stop the audit writer and release the audit log's connections."""
+        """Stop the audit writer, sign a last checkpoint and release the audit log's
+        connections."""
         if self.writer is not None:
             self.writer.close()
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         self.audit.close()
 
     def audit_sink(self, scorer: Scorer, request_id: str, key_id: str | None) -> AuditSink:

@@ -13,6 +13,7 @@ import threading
 import bentoml
 
 from illicitflows.serving.app import app
+from illicitflows.serving.parent import end_with_parent
 from illicitflows.serving.runtime import Runtime
 
 log = logging.getLogger("illicitflows.serving")
@@ -24,6 +25,7 @@ class IllicitFlows:
     """Loads both detectors in the background; ready once both are loaded."""
 
     def __init__(self) -> None:
+        end_with_parent()  # no orphan worker holding the port when the server is killed
         self.runtime = Runtime()
         app.state.runtime = self.runtime
         self.loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
@@ -37,3 +39,9 @@ class IllicitFlows:
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        """On a stop: the audit writer commits what it holds and exits, the log's head is
+        signed a last time (when checkpoints are on)."""
+        self.runtime.close()

@@ -128,6 +128,29 @@ def write_declarations(frame: pd.DataFrame, path: Path | str) -> Path:
     return _write(frame, Path(path), DAY_FORMAT)
 
 
+def write_date_format(frame: pd.DataFrame, path: Path | str, cif_per_fob: float = 1.06) -> Path:
+    """Write canonical declarations in the DATE paper's layout (:data:`DATE_HEADER`), which
+    :func:`from_date` reads back: 10-digit tariff codes, ``yy-mm-dd`` dates, the declared value
+    as CIF (FOB = CIF / ``cif_per_fob``), the duty as total taxes. Columns DATE has no place
+    for (seller, departure, tax type, transport mode, ...) are left out."""
+    value = frame["declared_value"].astype("float64")
+    computed = value * frame["tax_rate"].astype("float64") / 100.0
+    taxes = frame["duty"].astype("float64").fillna(computed) if "duty" in frame else computed
+    out = pd.DataFrame({
+        "sgd.id": frame[ID], "sgd.date": pd.to_datetime(frame["date"]).dt.strftime("%y-%m-%d"),
+        "importer.id": frame["importer_id"], "declarant.id": frame["declarant_id"],
+        "country": frame["origin_country"], "office.id": frame["office_id"],
+        "tariff.code": frame["hs6"].astype(str) + "0000", "quantity": frame["quantity"],
+        "gross.weight": frame["net_mass_kg"], "fob.value": value / cif_per_fob,
+        "cif.value": value, "total.taxes": taxes,
+    })
+    if LABEL in frame.columns:
+        out["illicit"] = frame[LABEL]
+    if "revenue" in frame.columns:
+        out["revenue"] = frame["revenue"]
+    return _write(out, Path(path), DAY_FORMAT)
+
+
 def load_mirror_exports(path: Path | str, strict: bool = False,
                         quarantine: Path | None = None) -> tuple[pd.DataFrame, ValidationResult]:
     """Read, validate and accept partner export statistics (see ``MIRROR_SCHEMA``)."""

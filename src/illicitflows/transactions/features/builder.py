@@ -3,7 +3,9 @@
 ``TransactionFeatureBuilder`` follows the scikit-learn contract: ``fit`` learns the currency
 rates (stored in ``usd_per_unit_``), ``transform`` only reads them. ``transform`` takes an
 optional :class:`HistoryState`; passing the same state to successive time-ordered chunks gives
-exactly the features of one pass over their concatenation.
+exactly the features of one pass over their concatenation. Before each chunk the state drops
+what the horizon no longer sees (:meth:`HistoryState.compact`), so a long run's memory is set by
+the horizon's volume.
 
 With risk-memory models attached (:meth:`TransactionFeatureBuilder.attach_memory`, one per
 round), every transfer is also scored by each in turn and the accounts' risk memory
@@ -106,7 +108,8 @@ class TransactionFeatureBuilder:
         """An empty history."""
         return HistoryState(n_windows=len(self.config.windows_h),
                             memory_depth=self.config.memory_depth,
-                            memory_rounds=self.config.memory_rounds)
+                            memory_rounds=self.config.memory_rounds,
+                            horizon_s=self.config.horizon_s)
 
     def scoring_state(self) -> HistoryState:
         """Where scoring starts: empty (the service's stored history supplies the past)."""
@@ -120,6 +123,7 @@ class TransactionFeatureBuilder:
         _check_not_late(ordered, seconds, state)
         usd = amount_usd(ordered, self.usd_per_unit_)
         _check_rates(ordered, usd)
+        state.reserve_edges(len(frame), np.asarray(self.config.windows_s, dtype=np.int64))
         senders, receivers = self._account_ids(ordered, state)
         columns = {**self._row_features(ordered, seconds, usd),
                    **self._run_kernel(seconds, senders, receivers, usd, state, progress)}
@@ -191,7 +195,6 @@ class TransactionFeatureBuilder:
                     usd: np.ndarray, state: HistoryState,
                     progress: StepCallback) -> dict[str, np.ndarray]:
         n = len(seconds)
-        state.reserve_edges(n)
         first = state.n_edges
         arrays = state.arrays
         arrays["e_t"][first:first + n] = seconds

@@ -333,3 +333,32 @@ def run(first, n_new, e_t, e_src, e_dst, e_amt, e_near, e_log, e_chain, prev_out
             else:
                 _write_role(out, i, base, a, IN, t, windows, cnt, tot, near, distinct, lsum,
                             lsq, tsum, head_in, prev_in, e_t, e_amt, scan_limit)
+
+
+# -- compaction (:meth:`~illicitflows.transactions.features.state.HistoryState.compact`) -----
+
+@njit(cache=True)
+def expire_all(n_accounts, t, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t,
+               e_amt, e_near, e_log, next_out, next_in, e_src, e_dst, pair_cnt):
+    """Expire every account's window aggregates at time ``t`` on both sides, as each
+    account's next transfer at ``t`` or later would."""
+    for a in range(n_accounts):
+        _expire(a, OUT, t, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t,
+                e_amt, e_near, e_log, next_out, e_dst, pair_cnt)
+        _expire(a, IN, t, windows, tail, cnt, tot, near, distinct, lsum, lsq, tsum, e_t,
+                e_amt, e_near, e_log, next_in, e_src, pair_cnt)
+
+
+@njit(cache=True)
+def remap_pairs(pair_last, moved):
+    """Point each pair's latest edge at its new position (``moved``); drop the pairs whose
+    latest edge was dropped (-1)."""
+    keys = np.empty(len(pair_last), dtype=np.int64)
+    for k, key in enumerate(pair_last):
+        keys[k] = key
+    for key in keys:
+        e = moved[pair_last[key]]
+        if e < 0:
+            del pair_last[key]
+        else:
+            pair_last[key] = e

@@ -19,13 +19,17 @@ SENT, RECEIVED = 0, 1
 
 
 @njit(cache=True)
-def _read(a, t, window, recent, level, ring_t, ring_s, ring_in, out, i, col):
-    """Summarise account ``a``'s remembered scores within ``window`` before time ``t``."""
+def _read(a, t, window, recent, level, ring_t, ring_s, ring_in, ring_pos, out, i, col):
+    """Summarise account ``a``'s remembered scores within ``window`` before time ``t``,
+    oldest first: the sum then depends only on what the account remembers, not on where its
+    ring starts (a recycled account slot starts its ring over)."""
     best = best_recent = best_in = best_out = -1.0
     alerts = count = 0
     total = 0.0
     last_alert = -1
-    for k in range(ring_t.shape[1]):
+    depth = ring_t.shape[1]
+    for j in range(depth):
+        k = (ring_pos[a] + j) % depth
         stamp = ring_t[a, k]
         if stamp < 0 or stamp < t - window:
             continue
@@ -71,8 +75,10 @@ def remember(t, src, dst, scores, window, recent, level, ring_t, ring_s, ring_in
     for i in range(t.shape[0]):
         s = src[i]
         r = dst[i]
-        _read(s, t[i], window, recent, level, ring_t, ring_s, ring_in, out, rows[i], 0)
-        _read(r, t[i], window, recent, level, ring_t, ring_s, ring_in, out, rows[i], width)
+        _read(s, t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out, rows[i],
+              0)
+        _read(r, t[i], window, recent, level, ring_t, ring_s, ring_in, ring_pos, out, rows[i],
+              width)
         _push(s, t[i], scores[i], SENT, ring_t, ring_s, ring_in, ring_pos)
         if r != s:
             _push(r, t[i], scores[i], RECEIVED, ring_t, ring_s, ring_in, ring_pos)
