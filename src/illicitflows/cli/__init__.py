@@ -7,6 +7,7 @@ import typer
 from illicitflows.cli import (
     audit,
     export,
+    features,
     keys,
     promote,
     report,
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(validate.app, name="validate")
+app.add_typer(features.app, name="features")
 app.add_typer(train.app, name="train")
 app.add_typer(promote.app, name="promote")
 app.add_typer(score.app, name="score")

@@ -56,3 +56,18 @@ def write_json(document: dict[str, Any], path: Path | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str))
     console.print(f"metrics written to {path}")
+
+
+#: ``--cluster`` as every command that touches many records takes it.
+Cluster = Annotated[str | None, typer.Option(
+    help="Compute on Dask: local (a cluster of worker processes), local:N (N workers) or a "
+         "scheduler address tcp://HOST:8786. Without it, the single process.")]
+Partition = Annotated[str, typer.Option(
+    help="Time partition length (e.g. 1d, 12h, 7d): each partition also replays the feature "
+         "horizon before it, so a worker holds about partition + horizon of transactions.")]
+WorkerMemory = Annotated[str | None, typer.Option(
+    help="Memory limit per worker of a local cluster (e.g. 6GB); default: Dask's share.")]
+QuarantineDir = Annotated[Path | None, typer.Option(
+    "--quarantine", help="Folder for bad rows (one CSV per input block with bad rows); "
+                         "default: <out>/quarantine.")]
+DEFAULT_PARTITION = "7d"

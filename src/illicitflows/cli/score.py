@@ -10,7 +10,17 @@ import numpy as np
 import pandas as pd
 import typer
 
-from illicitflows.cli.common import Quarantine, Strict, TrackingUri, console, default_quarantine
+from illicitflows.cli.common import (
+    DEFAULT_PARTITION,
+    Cluster,
+    Partition,
+    Quarantine,
+    Strict,
+    TrackingUri,
+    WorkerMemory,
+    console,
+    default_quarantine,
+)
 from illicitflows.explain.reasons import explain
 from illicitflows.modeling.detector import Detector
 from illicitflows.progress import progress_bar
@@ -57,8 +67,18 @@ def _run(domain: str, frame: pd.DataFrame, out: Path, model: str,
 @app.command("transactions")
 def transactions(data: Data, out: Out, model: Model = CHAMPION, tracking_uri: TrackingUri = None,
                  fmt: Annotated[str, typer.Option("--format")] = "auto", strict: Strict = False,
-                 quarantine: Quarantine = None) -> None:
-    """Score payment transactions (IBM CSV, AMLSim or Parquet)."""
+                 quarantine: Quarantine = None, cluster: Cluster = None,
+                 partition: Partition = DEFAULT_PARTITION,
+                 worker_memory: WorkerMemory = None) -> None:
+    """Score payment transactions (IBM CSV, AMLSim or Parquet). With --cluster, on Dask: --out
+    is a folder of Parquet parts (one per time partition), bad rows go to --quarantine (a
+    folder; default <out>/quarantine)."""
+    if cluster is not None:
+        from illicitflows.scale.scoring import score_on_cluster
+
+        score_on_cluster(cluster, [data], out, model, tracking_uri, partition, worker_memory,
+                         strict, quarantine, say=console.print)
+        return
     loaded = load_transactions(data, fmt, strict=strict,
                                quarantine=default_quarantine(data, quarantine))
     _run("transactions", loaded.frame, out, model, tracking_uri)

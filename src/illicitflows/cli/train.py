@@ -9,10 +9,14 @@ from typing import Annotated
 import typer
 
 from illicitflows.cli.common import (
+    DEFAULT_PARTITION,
+    Cluster,
     MetricsOut,
+    Partition,
     Quarantine,
     Strict,
     TrackingUri,
+    WorkerMemory,
     console,
     default_quarantine,
     parse_fractions,
@@ -103,8 +107,12 @@ def transactions(
     strict: Strict = False,
     quarantine: Quarantine = None,
     labels: Labels = None,
+    cluster: Cluster = None,
+    partition: Partition = DEFAULT_PARTITION,
+    worker_memory: WorkerMemory = None,
 ) -> None:
-    """Train the asset-laundering detector on labelled transactions."""
+    """Train the asset-laundering detector on labelled transactions (with --cluster: features
+    and LightGBM on Dask; bad rows then go to the --quarantine folder)."""
     pipeline = with_split(load_pipeline(config, TransactionsPipeline), split_fractions,
                           split_dates)
     request = TrainRequest(data=data, pipeline=pipeline, fmt=fmt, accounts=accounts,
@@ -112,8 +120,14 @@ def transactions(
                            tracking_uri=tracking_uri,
                            quarantine=default_quarantine(data, quarantine), strict=strict,
                            labels=labels)
-    with progress_bar("train transactions", TRAIN_STEPS) as step:
-        document = train_transactions(request, progress=step)
+    if cluster is not None:
+        from illicitflows.scale.training import train_with_cluster
+
+        document = train_with_cluster(cluster, request, partition, worker_memory,
+                                      say=console.print)
+    else:
+        with progress_bar("train transactions", TRAIN_STEPS) as step:
+            document = train_transactions(request, progress=step)
     report(document)
     write_json(document, metrics_out)
 

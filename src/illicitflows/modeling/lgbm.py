@@ -73,7 +73,12 @@ class LightGBMModel:
 
 def positive_weight(y: np.ndarray, mode: str, cap: float) -> float:
     """Weight of positives: ``sqrt`` of the class ratio, the ``ratio`` itself, or ``none``."""
-    ratio = float((y == 0).sum()) / max(float((y == 1).sum()), 1.0)
+    return weight_of_positives(int((y == 0).sum()), int((y == 1).sum()), mode, cap)
+
+
+def weight_of_positives(negatives: int, positives: int, mode: str, cap: float) -> float:
+    """:func:`positive_weight` from the counts of negatives and positives."""
+    ratio = float(negatives) / max(float(positives), 1.0)
     weights = {"none": 1.0, "sqrt": np.sqrt(ratio), "ratio": ratio}
     if mode not in weights:
         raise ValueError(f"unknown imbalance mode {mode!r}; use one of {sorted(weights)}")

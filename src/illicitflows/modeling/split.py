@@ -19,12 +19,19 @@ def split_by_fractions(timestamps: pd.Series,
                          f"got {list(fractions)}")
     days = timestamps.dt.floor("D").to_numpy()
     unique, counts = np.unique(days, return_counts=True)
-    if len(unique) < 3:
-        raise ValueError(f"a temporal split needs at least 3 distinct days, got {len(unique)}")
+    return split_by_dates(timestamps, *fraction_cut_dates(unique, counts, fractions))
+
+
+def fraction_cut_dates(days: np.ndarray, counts: np.ndarray,
+                       fractions: Sequence[float]) -> tuple[object, object]:
+    """The first days of the valid and test splits, from the records per day (``days``
+    sorted): :func:`split_by_fractions`'s cut, for data counted day by day elsewhere."""
+    if len(days) < 3:
+        raise ValueError(f"a temporal split needs at least 3 distinct days, got {len(days)}")
     share = np.cumsum(counts) / counts.sum()
-    cut1 = _closest_cut(share, fractions[0], low=1, high=len(unique) - 2)
-    cut2 = _closest_cut(share, fractions[0] + fractions[1], low=cut1 + 1, high=len(unique) - 1)
-    return split_by_dates(timestamps, unique[cut1], unique[cut2])
+    cut1 = _closest_cut(share, fractions[0], low=1, high=len(days) - 2)
+    cut2 = _closest_cut(share, fractions[0] + fractions[1], low=cut1 + 1, high=len(days) - 1)
+    return days[cut1], days[cut2]
 
 
 def split_by_dates(timestamps: pd.Series, valid_from: object, test_from: object) -> np.ndarray:

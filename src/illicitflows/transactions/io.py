@@ -41,14 +41,19 @@ class LoadedTransactions:
 
 def read_ibm_csv(path: Path) -> pd.DataFrame:
     """Raw IBM AMLworld CSV as strings under canonical column names (header checked)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False, header=0,
+                       names=ibm_columns(path), engine="pyarrow")
+
+
+def ibm_columns(path: Path) -> list[str]:
+    """The canonical names of an IBM AMLworld CSV's columns (its header checked)."""
     header = pd.read_csv(path, nrows=0).columns
     names = [name.split(".")[0] for name in header]  # pandas renames the 2nd "Account"
     expected = IBM_HEADER[: len(names)]
     if names not in (IBM_HEADER, IBM_HEADER[:-1]):
         raise SchemaError(f"{path}: not an IBM AMLworld transactions CSV; header {names} "
                           f"differs from {expected}")
-    return pd.read_csv(path, dtype=str, keep_default_na=False, header=0,
-                       names=COLUMNS[: len(names)], engine="pyarrow")
+    return COLUMNS[: len(names)]
 
 
 #: AMLSim transaction columns: canonical role -> the names AMLSim versions use for it

@@ -144,15 +144,15 @@ class TransactionFeatureBuilder:
             columns |= {name: out[:, j] for j, name in enumerate(names)}
         return _in_input_order(columns, self.feature_names, order, frame.index)
 
-    def memory_features(self, transfers: TimeOrder, scores: np.ndarray,
-                        stage: int) -> pd.DataFrame:
+    def memory_features(self, transfers: TimeOrder, scores: np.ndarray, stage: int,
+                        dtype: type = np.float32) -> pd.DataFrame:
         """Round ``stage``'s risk-memory features of a frame's ``transfers``
         (:func:`time_order`) from given ``scores`` (input order) instead of its model's, e.g.
-        out-of-fold scores while training: float32 (what the models read), in input order,
-        written there by the kernel (no time-ordered copy). Only that round's memory rings are
-        allocated."""
+        out-of-fold scores while training: float32 (what the models read; ``dtype=float64``
+        gives what :meth:`transform` computes), in input order, written there by the kernel (no
+        time-ordered copy). Only that round's memory rings are allocated."""
         rings = memory_rings(transfers.n_accounts, self.config.memory_depth)
-        out = np.empty((len(transfers.order), 2 * len(memory.MEMORY_STATS)), dtype=np.float32)
+        out = np.empty((len(transfers.order), 2 * len(memory.MEMORY_STATS)), dtype=dtype)
         names = self._remember(stage, transfers.seconds, transfers.senders, transfers.receivers,
                                np.asarray(scores)[transfers.order], rings, transfers.order, out)
         return pd.DataFrame(out, columns=names, index=transfers.index, copy=False)
