@@ -193,7 +193,9 @@ JSON_SCALARS = st.one_of(
     st.none(), st.booleans(),
     st.integers(), st.integers(min_value=10**300, max_value=10**400).map(lambda n: n * -1),
     st.integers(min_value=2**63 - 2, max_value=2**64 + 2),
-    st.floats(allow_nan=True, allow_infinity=True),
+    # no subnormals: a library loaded earlier in the same run may set flush-to-zero, and
+    # hypothesis then refuses to draw them
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
     st.text(max_size=12), st.sampled_from(["2022-09-01T00:20:00", "2022/09/01 00:20",
                                            "2022-09-01", "US Dollar", "Wire", " 12 ", "nan",
                                            "Infinity", "1e400", "2200-01-01T00:00:00"]))

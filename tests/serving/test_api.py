@@ -127,7 +127,7 @@ def test_decision_is_logged_readable_replayable_and_tamper_evident(
     client, runtime, keys, detector, model = api
     runtime.add_scorer(detector, model)
     answer = client.post("/transactions/score", headers=bearer(keys["scorer"]),
-                         json={"transactions": api_records(transactions.iloc[:400])})
+                         json={"transactions": api_records(transactions.iloc[:1200])})
     flagged = [r for r in answer.json()["results"] if r["flagged"]]
     assert flagged
     decision_id = flagged[0]["decision_id"]

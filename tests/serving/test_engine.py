@@ -86,16 +86,17 @@ def failing(message: str):
 @pytest.mark.parametrize("when", ["attaching", "committing"])
 def test_failed_audit_write_leaves_no_trace(tmp_path, transactions, api_records, tx_detector,
                                             tx_model, memory_log, when) -> None:
-    records = api_records(transactions.iloc[:300])
+    # the first 1,000 transfers hold flagged ones, so the flagged-edge graph has edges to keep
+    records = api_records(transactions.iloc[:1200])
     engine = scorer(tmp_path, tx_detector, tx_model)
-    engine.score(records[:200], memory_log())
+    engine.score(records[:1000], memory_log())
     with pytest.raises(OSError):
-        engine.score(records[200:], memory_log(fail=when))
-    assert len(engine.store.load()) == 200
+        engine.score(records[1000:], memory_log(fail=when))
+    assert len(engine.store.load()) == 1000
     fresh = scorer(tmp_path, tx_detector, tx_model)  # rebuilt from the same history
     assert engine.flagged.edges and engine.flagged.edges == fresh.flagged.edges
-    again = engine.score(records[200:], memory_log())
-    offline = tx_detector.score(transactions.iloc[:300])["score"].to_numpy()[200:]
+    again = engine.score(records[1000:], memory_log())
+    offline = tx_detector.score(transactions.iloc[:1200])["score"].to_numpy()[1000:]
     np.testing.assert_allclose([d.score for d in again.decisions], offline, atol=1e-9)
 
 

@@ -115,7 +115,7 @@ def test_trade_declarations_are_scored_with_importer_roll_up(server, declaration
 def test_score_then_read_replay_verify_and_detect_tampering(server, transactions,
                                                             api_records) -> None:
     headers = {"Authorization": f"Bearer {server['keys']['scorer']}"}
-    body = {"transactions": api_records(transactions.iloc[:600])}
+    body = {"transactions": api_records(transactions.iloc[:1200])}  # holds flagged ones
     answer = httpx.post(f"{BASE}/v1/transactions/score", json=body, headers=headers,
                         timeout=120)
     assert answer.status_code == 200, answer.text

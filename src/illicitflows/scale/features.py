@@ -221,7 +221,7 @@ def build_features(client: Client, paths: list[Path], out: Path,
     staged = stage_input(client, paths, work / "staged", period, strict, quarantine,
                          show_progress)
     if not hasattr(builder, "usd_per_unit_"):
-        builder = copy.copy(builder).fit(staged.rate_rows())
+        builder = copy.copy(builder).fit(staged.rate_rows(), timing=staged.timing_rows())
     job = PartitionedFeatures(client, staged, builder, work, show_progress)
     job.compute()
     written = job.map_partitions(write_feature_partition, "write features",

@@ -30,7 +30,10 @@ import pandas as pd
 
 from illicitflows.scale.source import ROW, StagedInput
 
-ACCOUNT_COLUMNS = ["timestamp", "from_bank", "from_account", "to_bank", "to_account"]
+#: What the risk memory reads of a transfer: its time, its accounts and (to order transfers
+#: sharing a timestamp as the single process does) its amount.
+ACCOUNT_COLUMNS = ["timestamp", "from_bank", "from_account", "to_bank", "to_account",
+                   "amount_paid"]
 
 
 @dataclass(frozen=True)

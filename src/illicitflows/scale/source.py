@@ -74,6 +74,20 @@ class StagedInput:
     def rate_rows(self) -> pd.DataFrame:
         return pd.concat([b.rate_rows for b in self.blocks], ignore_index=True)
 
+    def timing_rows(self, until: int | None = None) -> pd.DataFrame:
+        """Times and accounts of the rows before ``until`` (epoch seconds; all without it):
+        what the builder measures the data's time scale on, as the single process's fit
+        does (five columns of the fitted period, read at the client)."""
+        columns = ["timestamp", "from_bank", "from_account", "to_bank", "to_account"]
+        frames = [pd.read_parquet(path, columns=columns)
+                  for key in self.partitions for path in self.files[key]
+                  if until is None or key * self.period < until]
+        frame = pd.concat(frames, ignore_index=True)
+        if until is not None:
+            stamps = frame["timestamp"].to_numpy(dtype="datetime64[s]").astype("int64")
+            frame = frame[stamps < until].reset_index(drop=True)
+        return frame
+
     def hours(self) -> pd.Series:
         """Rows per hour (index: the hour's start), in time order."""
         return pd.concat([b.hours for b in self.blocks]).groupby(level=0).sum().sort_index()

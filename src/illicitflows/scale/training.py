@@ -300,7 +300,7 @@ def train_on_cluster(client: Client, request: TrainRequest, period: int,
     split = split_times(staged.days(), pipeline)
     rates = staged.rate_rows()
     builder = TransactionFeatureBuilder(pipeline.features).fit(
-        rates[seconds(rates) < split.valid_from])
+        rates[seconds(rates) < split.valid_from], timing=staged.timing_rows(split.valid_from))
     job = PartitionedFeatures(client, staged, builder, work, show_progress)
     job.base()
     features_s = time.perf_counter() - started

@@ -158,7 +158,9 @@ class Measure:
 
 
 app.add_middleware(Measure)
-app.include_router(workbench.router)
+# dispositions, reports and goAML drafts: a missing or weaker key, an unknown decision or model,
+# an export that needs a confirmed disposition, a bad body or parameter
+app.include_router(workbench.router, responses=errors(401, 403, 404, 409, 422))
 
 
 def runtime_of(request: Request) -> Runtime:

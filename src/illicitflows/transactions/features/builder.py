@@ -71,11 +71,14 @@ class TransactionFeatureBuilder:
             self.__dict__.pop(name, None)
         return self
 
-    def fit(self, frame: pd.DataFrame) -> TransactionFeatureBuilder:
+    def fit(self, frame: pd.DataFrame, timing: pd.DataFrame | None = None
+            ) -> TransactionFeatureBuilder:
         """Learn USD rates from the data unless the configuration gives a table, and the time
-        scale (:mod:`.scales`) when the configuration leaves it to the data (``auto``)."""
+        scale (:mod:`.scales`) when the configuration leaves it to the data (``auto``).
+        ``timing``: the rows to measure the time scale on, when ``frame`` holds only the rows
+        the rates need (the distributed fit); default ``frame``."""
         self.usd_per_unit_ = dict(self.config.usd_per_unit or implied_usd_rates(frame))
-        self.time_profile_ = scales.measure(frame)
+        self.time_profile_ = scales.measure(frame if timing is None else timing)
         scale = self.config.time_scale
         if scale == "auto":
             scale = scales.choose_scale(self.time_profile_)
