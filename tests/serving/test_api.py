@@ -126,6 +126,7 @@ def test_decision_is_logged_readable_replayable_and_tamper_evident(
         api, transactions, api_records, monkeypatch) -> None:
     client, runtime, keys, detector, model = api
     runtime.add_scorer(detector, model)
+    runtime.settings.max_records = 1200  # the first 1,200 transfers hold flagged ones
     answer = client.post("/transactions/score", headers=bearer(keys["scorer"]),
                          json={"transactions": api_records(transactions.iloc[:1200])})
     flagged = [r for r in answer.json()["results"] if r["flagged"]]
