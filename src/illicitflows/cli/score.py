@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 import typer
 
@@ -21,10 +20,9 @@ from illicitflows.cli.common import (
     console,
     default_quarantine,
 )
-from illicitflows.explain.reasons import explain
 from illicitflows.modeling.detector import Detector
 from illicitflows.progress import progress_bar
-from illicitflows.serving.engine import risk_bands
+from illicitflows.serving.engine import decision_columns
 from illicitflows.tracking.registry import CHAMPION, load_detector
 from illicitflows.tracking.setup import configure
 from illicitflows.trade.io import load_declarations
@@ -40,16 +38,9 @@ def score_frame(detector: Detector, frame: pd.DataFrame, step) -> pd.DataFrame:
     """Scores, flags, risk bands and (flagged) top reasons appended to ``frame``."""
     features = detector.features(frame)
     step("features")
-    scores = detector.score_features(features)
-    flagged = scores >= detector.threshold
-    reasons = np.full(len(frame), "", dtype=object)
-    for row, item in zip(np.flatnonzero(flagged), explain(detector, features[flagged]),
-                         strict=True):
-        reasons[row] = " | ".join(f"{r.family}: {r.sentence}" for r in item.reasons)
+    columns = decision_columns(detector, features)
     step("explained")
-    return frame.assign(score=scores, flagged=flagged, threshold=detector.threshold,
-                        risk_band=risk_bands(scores, detector.threshold),
-                        reasons=reasons)
+    return frame.assign(**columns)
 
 
 def _run(domain: str, frame: pd.DataFrame, out: Path, model: str,

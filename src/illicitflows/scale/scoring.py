@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from distributed import Client
 
-from illicitflows.explain.reasons import explain
 from illicitflows.modeling.detector import Detector
 from illicitflows.scale.cluster import ClusterSpec, connect
 from illicitflows.scale.features import (
@@ -29,7 +28,7 @@ from illicitflows.scale.features import (
 from illicitflows.scale.partition import Partition
 from illicitflows.scale.source import ROW, input_positions, parse_period, stage_input
 from illicitflows.scale.tasks import write_parquet
-from illicitflows.serving.engine import risk_bands
+from illicitflows.serving.engine import decision_columns
 from illicitflows.tracking.registry import load_detector
 from illicitflows.tracking.setup import configure
 
@@ -51,18 +50,11 @@ def scored_partition(part: Partition, work: Work, detector: Detector, offsets: n
     rows = pd.read_parquet(work.file("rows", part.key))
     features = partition_features(work, part.key, len(detector.builder.memory_models))
     features = features[detector.builder.feature_names]
-    scores = detector.score_features(features)
-    flagged = scores >= detector.threshold
-    reasons = np.full(len(rows), "", dtype=object)
-    for row, item in zip(np.flatnonzero(flagged), explain(detector, features[flagged]),
-                         strict=True):
-        reasons[row] = " | ".join(f"{r.family}: {r.sentence}" for r in item.reasons)
-    scored = rows.drop(columns=[ROW]).assign(
-        score=scores, flagged=flagged, threshold=detector.threshold,
-        risk_band=risk_bands(scores, detector.threshold), reasons=reasons)
+    columns = decision_columns(detector, features)
+    scored = rows.drop(columns=[ROW]).assign(**columns)
     scored.insert(0, "row", input_positions(rows[ROW].to_numpy(), offsets))
     write_parquet(scored, out / f"part-{part.label()}.parquet")
-    return len(scored), int(flagged.sum())
+    return len(scored), int(columns["flagged"].sum())
 
 
 def score_transactions(client: Client, paths: list[Path], out: Path, detector: Detector,

@@ -230,6 +230,20 @@ def risk_bands(scores: Sequence[float] | np.ndarray, threshold: float) -> list[s
     return [RISK_BANDS[band] for band in np.searchsorted(edges, scores, side="right").tolist()]
 
 
+def decision_columns(detector: Detector, features: pd.DataFrame) -> dict[str, Any]:
+    """The batch scoring columns of featured records: score, flag, threshold, risk band and
+    the flagged ones' top reasons (``family: sentence | ...``), as offline and distributed
+    scoring write them."""
+    scores = detector.score_features(features)
+    flagged = scores >= detector.threshold
+    reasons = np.full(len(features), "", dtype=object)
+    for row, item in zip(np.flatnonzero(flagged), explain(detector, features[flagged]),
+                         strict=True):
+        reasons[row] = " | ".join(f"{r.family}: {r.sentence}" for r in item.reasons)
+    return {"score": scores, "flagged": flagged, "threshold": detector.threshold,
+            "risk_band": risk_bands(scores, detector.threshold), "reasons": reasons}
+
+
 class Scorer(ABC):
     """Scores one domain's records with one detector and a durable history state."""
 
