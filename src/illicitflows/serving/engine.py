@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any, Protocol, runtime_checkable
@@ -24,7 +24,7 @@ from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.record_validation import is_null, parse_records
 from illicitflows.serving.arrival import Arrival, feature_times, time_order
-from illicitflows.serving.history import ROW_COLUMNS, HistoryStore
+from illicitflows.serving.history import CHUNK_ROWS, ROW_COLUMNS, HistoryStore
 from illicitflows.serving.laps import Laps
 from illicitflows.serving.networks import Edge, FlaggedGraph
 from illicitflows.serving.rollups import roll_up
@@ -186,30 +186,63 @@ class TakenHistory:
     skipped: list[str]
 
 
-def take_history(detector: Detector, stored: pd.DataFrame, state: Any) -> TakenHistory:
-    """The one way stored history (:meth:`HistoryStore.load`) becomes feature state, for a
+def take_history(detector: Detector, stored: pd.DataFrame, state: Any,
+                 clock: pd.Timestamp | None = None,
+                 seen: set[str] | None = None) -> TakenHistory:
+    """The one way stored history (:meth:`HistoryStore.chunks`) becomes feature state, for a
     scorer's rebuild and an auditor's replay alike: the rows in arrival order, each at its
     feature time (:mod:`~illicitflows.serving.arrival`). Rows that no longer validate (e.g.
     an id stored twice by a retry before retries were recognised) are skipped and reported:
-    data the service once accepted never keeps a detector out of service."""
+    data the service once accepted never keeps a detector out of service.
+
+    A history taken in chunks passes each chunk the ``clock`` the previous one left and one
+    ``seen`` set of the ids met so far (updated here), so an id stored again in a later chunk
+    is skipped as in one pass."""
     kind = SCORERS[detector.domain]
     if stored.empty:
-        return TakenHistory(stored, stored, stored, None, [])
+        return TakenHistory(stored, stored, stored, clock, [])
     raw = stored.drop(columns=list(ROW_COLUMNS))
     schema = DOMAINS[detector.domain].schema
     absent = [f.name for f in schema.fields if f.name not in raw.columns]
     result = schema.parse(raw.assign(**dict.fromkeys(absent)))
-    frame, skipped = result.frame, []
-    if len(result.errors):
+    frame, errors = result.frame, result.errors[["row", "column", "reason"]]
+    if seen is not None:
+        ids = frame[kind.id_column]
+        again = np.flatnonzero(ids.notna().to_numpy()
+                               & ids.astype(str).isin(seen).to_numpy()).tolist()
+        seen.update(ids[ids.notna()].astype(str).tolist())
+        if again:
+            earlier = pd.DataFrame({"row": again, "column": kind.id_column,
+                                    "reason": DUPLICATE})
+            errors = (pd.concat([errors, earlier], ignore_index=True)
+                      .drop_duplicates().sort_values(["row", "column"], kind="stable"))
+    skipped = []
+    if len(errors):
         skipped = [f"history row {stored['_seq'].iloc[row]}, field {column}: {reason}"
-                   for row, column, reason in result.errors[
-                       ["row", "column", "reason"]].itertuples(index=False)]
-        kept = ~np.isin(np.arange(len(frame)), result.bad_rows)
+                   for row, column, reason in errors.itertuples(index=False)]
+        kept = ~np.isin(np.arange(len(frame)), errors["row"].to_numpy())
         frame, stored = frame[kept], stored[kept]
-    times = feature_times(frame[kind.time_column], None)
+    times = feature_times(frame[kind.time_column], clock)
     features = detector.builder.transform(frame.assign(**{kind.time_column: times}), state)
-    return TakenHistory(frame, stored, features, times.iloc[-1] if len(times) else None,
+    return TakenHistory(frame, stored, features, times.iloc[-1] if len(times) else clock,
                         skipped)
+
+
+def feed_history(detector: Detector, chunks: Iterable[pd.DataFrame], state: Any,
+                 on_chunk: Callable[[TakenHistory], None] | None = None) -> TakenHistory:
+    """Stored history given in chunks (:meth:`HistoryStore.chunks`) taken into ``state`` one
+    chunk at a time (:func:`take_history`), as one pass over it would; ``on_chunk`` sees each
+    chunk's result. Returns the clock after them and every row skipped (the frames empty:
+    no chunk is kept)."""
+    clock, seen, skipped = None, set(), []
+    for stored in chunks:
+        taken = take_history(detector, stored, state, clock, seen)
+        clock = taken.clock
+        skipped += taken.skipped
+        if on_chunk is not None and len(taken.frame):
+            on_chunk(taken)
+    empty = pd.DataFrame()
+    return TakenHistory(empty, empty, empty, clock, skipped)
 
 
 def logged_decision(stored: StoredDecision, id_column: str) -> Decision:
@@ -251,11 +284,13 @@ class Scorer(ABC):
     time_column = "timestamp"
 
     def __init__(self, detector: Detector, model: ModelRef, store: HistoryStore,
-                 arrival: Arrival | None = None) -> None:
+                 arrival: Arrival | None = None, chunk_rows: int = CHUNK_ROWS) -> None:
         self.detector = detector
         self.model = model
         self.store = store
-        self.arrival = arrival or Arrival()
+        self.arrival = (arrival or Arrival()).for_resolution(self.resolution_s())
+        #: History rows read at a time by :meth:`rebuild`.
+        self.chunk_rows = chunk_rows
         #: The newest event time taken (:mod:`~illicitflows.serving.arrival`), None when none.
         self.clock: pd.Timestamp | None = None
         self.domain = DOMAINS[detector.domain]
@@ -264,26 +299,34 @@ class Scorer(ABC):
 
     # -- state -----------------------------------------------------------------------------
     def rebuild(self) -> None:
-        """Rebuild the feature state from the stored history, in arrival order. Rows that no
-        longer pass validation (e.g. a second row of one id, written before retries were
-        recognised) are skipped and reported (``skipped``): a detector never stays out of
-        service over data it once accepted."""
+        """Rebuild the feature state from the stored history, in arrival order, ``chunk_rows``
+        rows at a time (the history is never held at once). Rows that no longer pass
+        validation (e.g. a second row of one id, written before retries were recognised) are
+        skipped and reported (``skipped``): a detector never stays out of service over data
+        it once accepted."""
         self.state = self.detector.builder.scoring_state()
-        taken = take_history(self.detector, self.store.load(since=self.history_since()),
-                             self.state)
+        #: Record id -> (decision id, hash of its canonical text) of the records taken.
+        self.decided: dict[str, tuple[str, int]] = {}
+        taken = feed_history(self.detector,
+                             self.store.chunks(since=self.history_since(), rows=self.chunk_rows),
+                             self.state, self._took)
         self.clock, self.skipped = taken.clock, taken.skipped
         if taken.skipped:
             log.warning("%s history: %d row(s) skipped in the rebuild; first: %s",
                         self.detector.domain, len(taken.skipped), taken.skipped[0])
-        #: Record id -> (decision id, hash of its canonical text) of the records taken.
-        self.decided: dict[str, tuple[str, int]] = {}
-        if taken.frame.empty:
-            return
+
+    def _took(self, taken: TakenHistory) -> None:
+        """One chunk of the rebuild taken: what the scorer keeps beside the feature state."""
         self.after_rebuild(taken.frame, taken.features, taken.rows["_flagged"].to_numpy(bool))
         originals = zip(taken.rows["_decision_id"].tolist(),
                         map(hash, taken.rows["_record"].tolist()), strict=True)
-        self.decided = dict(zip(map(str, taken.frame[self.id_column].tolist()), originals,
+        self.decided.update(zip(map(str, taken.frame[self.id_column].tolist()), originals,
                                 strict=True))
+
+    def resolution_s(self) -> float:
+        """The time resolution of this detector's records (seconds): which arrival rules it
+        takes (:meth:`Arrival.for_resolution`)."""
+        return 1.0
 
     def _at_feature_times(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The records (in arrival order) with their feature times in place of their event
@@ -417,7 +460,7 @@ class Scorer(ABC):
                 deferred.append(request)
                 continue
             try:
-                fresh, repeats = self._repeats(frame, ids, log)
+                fresh, repeats = self._repeats(frame, ids, log, clock)
                 ordered = fresh.iloc[time_order(fresh[self.time_column])]
                 issues = self.arrival.issues(ordered[self.time_column], clock,
                                              self.time_column)
@@ -433,11 +476,15 @@ class Scorer(ABC):
             taken.append(_Taken(request, ordered, repeats))
         return taken, deferred
 
-    def _repeats(self, frame: pd.DataFrame, ids: list[str],
-                 log: DecisionLog) -> tuple[pd.DataFrame, dict[int, Decision]]:
+    def _repeats(self, frame: pd.DataFrame, ids: list[str], log: DecisionLog,
+                 clock: pd.Timestamp | None) -> tuple[pd.DataFrame, dict[int, Decision]]:
         """The records not decided yet, and the original decisions (marked as repeats) of
         those decided before with the same content, by index; :class:`ConflictError` naming
-        the records whose id was decided with other content."""
+        the records whose id was decided with other content. Ids are looked up before any
+        arrival rule, so a retry is answered whatever its age: those of records too late for
+        ``clock`` that the scorer does not hold (older than what a rebuild reads) are looked
+        up in the history store."""
+        self._recall_late(frame, ids, clock)
         known = [row for row, record_id in enumerate(ids) if record_id in self.decided]
         if not known:
             return frame, {}
@@ -455,6 +502,19 @@ class Scorer(ABC):
                                                   repeat=True)
                    for row, original in zip(known, originals, strict=True)}
         return frame.drop(index=list(repeats)), repeats
+
+    def _recall_late(self, frame: pd.DataFrame, ids: list[str],
+                     clock: pd.Timestamp | None) -> None:
+        """Note in ``decided`` the records too late for ``clock`` whose id the history store
+        holds at the record's time (a retry of a record older than the rebuilt history)."""
+        late = np.flatnonzero(self.arrival.late(frame[self.time_column], clock)).tolist()
+        late = [row for row in late if ids[row] not in self.decided]
+        if not late:
+            return
+        times = plain_values(frame[self.time_column].iloc[late])
+        found = self.store.decisions_of([ids[row] for row in late], times)
+        self.decided.update((record_id, (decision_id, hash(text)))
+                            for record_id, (decision_id, text) in found.items())
 
     def _score_taken(self, taken: list[_Taken], log: DecisionLog, laps: Laps) -> None:
         """Score the new records of the requests taken, as one frame, log them in one commit
@@ -618,6 +678,12 @@ class TransactionScorer(Scorer):
     def horizon(self) -> pd.Timedelta:
         return pd.Timedelta(seconds=self.detector.builder.config.horizon_s)
 
+    def resolution_s(self) -> float:
+        """Measured on the training data (:mod:`~illicitflows.transactions.features.scales`):
+        a day for day-stamped feeds."""
+        profile = getattr(self.detector.builder, "time_profile_", None)
+        return 1.0 if profile is None else float(profile.resolution_s)
+
     def history_since(self) -> str | None:
         latest = self.store.latest_time()
         return None if latest is None else (pd.Timestamp(latest) - self.horizon).isoformat()
@@ -663,6 +729,10 @@ class TradeScorer(Scorer):
 
     id_column = "declaration_id"
     time_column = "date"
+
+    def resolution_s(self) -> float:
+        """Declarations carry dates."""
+        return 86_400.0
 
     def after_rebuild(self, frame: pd.DataFrame, features: pd.DataFrame,
                       flagged: np.ndarray) -> None:

@@ -14,7 +14,8 @@ leaf page per row (at 1M rows it made each 1,000-record append cost 27 ms instea
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
@@ -39,6 +40,8 @@ from illicitflows.db import insert_tuples, make_engine, write_transaction
 ROW_COLUMNS = ("_seq", "_score", "_flagged", "_decision_id", "_record")
 #: The columns :meth:`HistoryStore.append` fills, in the order of its arguments.
 _COLUMNS = ("record_id", "decision_id", "event_time", "record", "score", "flagged")
+#: Rows read at a time by :meth:`HistoryStore.chunks` (a service's rebuild, a replay).
+CHUNK_ROWS = 50_000
 
 
 class HistoryStore:
@@ -93,22 +96,49 @@ class HistoryStore:
 
     def load(self, since: str | None = None, before_seq: int | None = None) -> pd.DataFrame:
         """Stored records (``seq`` order), from ``since`` (ISO time) and before ``before_seq``,
-        with the :data:`ROW_COLUMNS` of their rows."""
-        query = select(self.table).order_by(self.table.c.seq)
-        if since is not None:
-            query = query.where(self.table.c.event_time >= since)
-        if before_seq is not None:
-            query = query.where(self.table.c.seq < before_seq)
+        with the :data:`ROW_COLUMNS` of their rows: :meth:`chunks` in one frame."""
+        frames = list(self.chunks(since, before_seq))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def chunks(self, since: str | None = None, before_seq: int | None = None,
+               rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """The rows :meth:`load` gives, at most ``rows`` at a time in ``seq`` order (each
+        chunk read when the previous one is consumed), so a long history is never held at
+        once."""
+        after = 0
+        while True:
+            query = select(self.table).where(self.table.c.seq > after).order_by(
+                self.table.c.seq).limit(rows)
+            if since is not None:
+                query = query.where(self.table.c.event_time >= since)
+            if before_seq is not None:
+                query = query.where(self.table.c.seq < before_seq)
+            with self.engine.connect() as connection:
+                found = connection.execute(query).all()
+            if not found:
+                return
+            yield _frame(found)
+            after = found[-1].seq
+
+    def decisions_of(self, record_ids: Sequence[str],
+                     event_times: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Record id -> (decision id, canonical record text) of those of these records (id
+        and event time, as stored) the history holds; the first row of an id stored twice.
+        Found through the event-time index (a retry's record carries its original time)."""
+        wanted = set(zip(record_ids, event_times, strict=True))
+        if not wanted:
+            return {}
+        columns = self.table.c
+        query = select(columns.record_id, columns.event_time, columns.decision_id,
+                       columns.record).where(
+            columns.event_time.in_({time for _, time in wanted}),
+            columns.record_id.in_({record_id for record_id, _ in wanted})).order_by(columns.seq)
+        found: dict[str, tuple[str, str]] = {}
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        records = pd.DataFrame([json.loads(r.record) for r in rows])
-        if rows:
-            records["_seq"] = [r.seq for r in rows]
-            records["_score"] = [r.score for r in rows]
-            records["_flagged"] = [bool(r.flagged) for r in rows]
-            records["_decision_id"] = [r.decision_id for r in rows]
-            records["_record"] = [r.record for r in rows]
-        return records
+            for row in connection.execute(query):
+                if (row.record_id, row.event_time) in wanted:
+                    found.setdefault(row.record_id, (row.decision_id, row.record))
+        return found
 
     def held(self, event_times: Mapping[str, str]) -> set[str]:
         """Which of these decisions (decision id -> event time of its record) have their
@@ -133,3 +163,14 @@ class HistoryStore:
         with self.engine.connect() as connection:
             return connection.execute(select(self.table.c.event_time).order_by(
                 self.table.c.event_time.desc()).limit(1)).scalar_one_or_none()
+
+
+def _frame(rows: Sequence[Any]) -> pd.DataFrame:
+    """Stored rows as records with their :data:`ROW_COLUMNS`."""
+    records = pd.DataFrame([json.loads(r.record) for r in rows])
+    records["_seq"] = [r.seq for r in rows]
+    records["_score"] = [r.score for r in rows]
+    records["_flagged"] = [bool(r.flagged) for r in rows]
+    records["_decision_id"] = [r.decision_id for r in rows]
+    records["_record"] = [r.record for r in rows]
+    return records

@@ -13,7 +13,7 @@ from illicitflows.audit.store import AuditLog
 from illicitflows.explain.reasons import explain
 from illicitflows.modeling.domains import DOMAINS
 from illicitflows.serving.arrival import feature_times
-from illicitflows.serving.engine import SCORERS, take_history
+from illicitflows.serving.engine import SCORERS, feed_history
 from illicitflows.serving.history import HistoryStore
 from illicitflows.tracking.registry import load_detector
 
@@ -57,7 +57,7 @@ def replay_decision(decision_id: str, audit: AuditLog, history_url: str) -> Repl
         horizon = pd.Timedelta(seconds=detector.builder.config.horizon_s)
         since = (pd.Timestamp(record["timestamp"].iloc[0]) - horizon).isoformat()
     state = detector.builder.scoring_state()  # the history it saw, as the scorer took it
-    prior = take_history(detector, history.load(since=since, before_seq=seq), state)
+    prior = feed_history(detector, history.chunks(since=since, before_seq=seq), state)
     time_column = SCORERS[stored.detector].time_column
     features = detector.builder.transform(
         record.assign(**{time_column: feature_times(record[time_column], prior.clock)}), state)
