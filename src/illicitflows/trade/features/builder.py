@@ -44,7 +44,9 @@ from illicitflows.trade.features.reference import (
 from illicitflows.trade.schema import LABEL
 from illicitflows.validation import LateRecordError
 
-FEATURES_VERSION = "trade-features-1"
+FEATURES_VERSION = "trade-features-2"
+#: Features of builders fitted before the party history had a horizon (lifetime counts).
+LIFETIME_VERSION = "trade-features-1"
 TEXT_COLUMNS = ("importer_id", "declarant_id", "seller_id", "courier_id", "hs6",
                 "origin_country", "departure_country", "currency", *CATEGORICAL_COLUMNS)
 NUMBER_COLUMNS = ("quantity", "net_mass_kg", "declared_value", "tax_rate")
@@ -92,6 +94,15 @@ class TradeFeatureBuilder:
                  mirror: pd.DataFrame | None = None) -> None:
         self.config = config or TradeFeatureConfig()
         self.mirror = mirror
+
+    def __setstate__(self, state: dict) -> None:
+        """A builder pickled before the history horizon (a registered model) keeps the
+        lifetime counts it was trained with."""
+        config = state.get("config")
+        if config is not None and "history_horizon_days" not in config.__dict__:
+            state["config"] = config.model_copy(update={"history_horizon_days": None})
+            state.setdefault("version", LIFETIME_VERSION)
+        self.__dict__.update(state)
 
     # --- fitting -------------------------------------------------------------------------
 
@@ -164,7 +175,8 @@ class TradeFeatureBuilder:
     def new_state(self) -> TradeHistory:
         """No declarations seen yet; the findings learned from the training labels (how
         training computes its own rows' features: each sees only earlier declarations)."""
-        return TradeHistory(findings=copy.deepcopy(self.findings_))
+        return TradeHistory(findings=copy.deepcopy(self.findings_),
+                            horizon_days=self.config.history_horizon_days)
 
     def scoring_state(self) -> TradeHistory:
         """The party history at the end of training, where scoring new declarations starts."""
@@ -271,23 +283,26 @@ class TradeFeatureBuilder:
         if self.mirror_ is not None:
             out.update(self._mirror_features(rows, state, last_day, new_last_day))
         state.last_day = new_last_day
+        state.compact()
         return out
 
     def _distinct(self, rows: pd.DataFrame, state: TradeHistory, name: str, parent: list[str],
                   pair: list[str], last_day: int, new_last_day: int) -> np.ndarray:
-        """Distinct pair keys of each parent first seen on earlier days."""
+        """Distinct pair keys of each parent first seen on earlier days (within their spells:
+        a pair idle beyond the horizon counts again when it returns). Every declaration of
+        the parent is an event of its own spell, weighing 1 when it starts a pair's."""
         days = rows["day"].to_numpy()
-        valid = _valid(rows, pair)
+        valid, parents = _valid(rows, pair), _valid(rows, parent)
         pair_hashes, parent_hashes = key_hash(rows[pair]), key_hash(rows[parent])
         pairs = state.family(f"{name}_pairs")
-        new = valid & ~pairs.known(pair_hashes)
-        new[new] = ~pd.Series(pair_hashes[new]).duplicated().to_numpy()
-        ones = np.ones(len(days))
-        pairs.step(pair_hashes[:0], days[:0], pair_hashes[valid], days[valid], ones[valid],
-                   last_day, new_last_day)
-        total, _ = state.family(name).step(parent_hashes, days, parent_hashes[new], days[new],
-                                           ones[new], last_day, new_last_day)
-        return np.where(_valid(rows, parent), total, np.nan)
+        new = valid.copy()
+        new[valid] = pairs.starts(pair_hashes[valid], days[valid])
+        pairs.step(pair_hashes[:0], days[:0], pair_hashes[valid], days[valid],
+                   np.ones(int(valid.sum())), last_day, new_last_day)
+        total, _ = state.family(name).step(parent_hashes, days, parent_hashes[parents],
+                                           days[parents], new[parents].astype(np.float64),
+                                           last_day, new_last_day)
+        return np.where(parents, total, np.nan)
 
     def _findings(self, rows: pd.DataFrame, state: TradeHistory, name: str,
                   columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -314,7 +329,9 @@ class TradeFeatureBuilder:
         declared, _ = state.family("mirror_month").step(
             _cell_month(cells, reported), days, _cell_month(cells, months), days,
             np.nan_to_num(value), last_day, new_last_day)
-        covered = (reported >= 0) & (month_start_day(reported) >= state.first_day)
+        reported_start = month_start_day(reported)
+        covered = ((reported >= 0) & (reported_start >= state.first_day)
+                   & (reported_start >= days - state.horizon))
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.where(covered & (fob > 0), declared / cif / fob, np.nan)
         return {"mirror_unit_value_ratio": np.where(np.isfinite(ratio), ratio, np.nan),

@@ -25,6 +25,12 @@ class TradeFeatureConfig(BaseModel):
                               "needs to get its own code; rarer ones share 'other'.")
     max_categories: int = Field(
         60, ge=2, le=250, description="Most frequent categories kept per categorical column.")
+    history_horizon_days: int | None = Field(
+        365, ge=60, description="Party history horizon (days): a party, pair or consignment "
+                                "idle for longer starts again from nothing when it returns "
+                                "(its counts, tenure and distinct codes), so the state holds "
+                                "what was active within the horizon; none: a key's whole "
+                                "life (the state grows without end).")
     mirror_cif_per_fob: float = Field(
         1.06, gt=1, description="CIF / FOB factor applied to declared (CIF) values before they "
                                 "are compared with partner-reported FOB exports.")
