@@ -27,6 +27,9 @@ class Domain:
         return accept(self.schema.parse(raw), strict=True)
 
 
+#: Outcome columns of either domain: known after the fact, never scoring input.
+LABEL_COLUMNS = frozenset({"is_laundering", "fraud", "typology", "revenue", "critical_fraud"})
+
 DOMAINS = {
     "transactions": Domain("transactions", TRANSACTION_SCHEMA, "is_laundering"),
     "trade": Domain("trade", DECLARATION_SCHEMA, "fraud"),

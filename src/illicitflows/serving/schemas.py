@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from illicitflows.serving.runtime import Settings
+from illicitflows.modeling.domains import LABEL_COLUMNS
 from illicitflows.trade.schema import DECLARATION_SCHEMA
-from illicitflows.transactions.schema import LABEL, TRANSACTION_SCHEMA
+from illicitflows.transactions.schema import TRANSACTION_SCHEMA
 from illicitflows.validation import Field as RecordField
 from illicitflows.validation import RecordSchema
 
-LABELS = {LABEL, "fraud", "typology", "revenue", "critical_fraud"}
+LABELS = LABEL_COLUMNS
 #: The default request limits (:class:`~illicitflows.serving.runtime.Settings`), documented.
 DEFAULTS = Settings()
 FORBID = ConfigDict(extra="forbid")
