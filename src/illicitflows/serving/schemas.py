@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from illicitflows.serving.runtime import Settings
 from illicitflows.modeling.domains import LABEL_COLUMNS
+from illicitflows.serving.runtime import Settings
 from illicitflows.trade.schema import DECLARATION_SCHEMA
 from illicitflows.transactions.schema import TRANSACTION_SCHEMA
 from illicitflows.validation import Field as RecordField
