@@ -55,11 +55,13 @@ def _band_specs(stem: str, cell: str) -> list[FeatureSpec]:
 def _party_specs(role: str) -> list[FeatureSpec]:
     return [
         FeatureSpec(f"{role}_prior_declarations", PARTY,
-                    f"declarations of the {role} on earlier days",
+                    f"declarations of the {role} on earlier days, within its current activity "
+                    f"(a gap longer than the history horizon starts it again)",
                     f"the {role} had made {{value:.0f}} earlier [declaration|declarations]",
                     zero=f"this is the {role}'s first declaration",
                     flag_zero=f"a new {role}"),
-        FeatureSpec(f"{role}_tenure_days", PARTY, f"days since the {role}'s first declaration",
+        FeatureSpec(f"{role}_tenure_days", PARTY,
+                    f"days since the {role}'s first declaration of its current activity",
                     f"the {role} first declared {{value:.0f}} [day|days] earlier",
                     zero=f"the {role} first declared on the same day",
                     missing=f"the {role} had not declared before"),
