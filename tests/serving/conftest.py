@@ -54,6 +54,28 @@ def trade_detector(declarations: pd.DataFrame) -> Detector:
     return small_detector("trade", TradeFeatureBuilder(), declarations, "date", "fraud")
 
 
+def register_champion(detector: Detector, uri: str) -> ModelRef:
+    """Log ``detector`` to the MLflow registry at ``uri`` and make it the champion."""
+    import mlflow
+
+    from illicitflows.tracking.registry import CHAMPION, log_and_register, model_name
+    from illicitflows.tracking.setup import configure, use_experiment
+
+    configure(uri)
+    use_experiment(detector.domain, uri)
+    with mlflow.start_run():
+        version = log_and_register(detector)
+    mlflow.MlflowClient().set_registered_model_alias(model_name(detector.domain), CHAMPION,
+                                                     version.version)
+    return ModelRef(version.name, str(version.version), version.run_id)
+
+
+@pytest.fixture(scope="session")
+def champion():
+    """:func:`register_champion`."""
+    return register_champion
+
+
 @pytest.fixture
 def tx_model() -> ModelRef:
     return ModelRef("illicitflows-transactions", "1", "run-1")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,20 +18,8 @@ from illicitflows.serving.engine import ModelRef, TradeScorer
 from illicitflows.serving.history import HistoryStore
 from illicitflows.serving.offline import DryRunLog, HistorySource, score_file
 from illicitflows.serving.runtime import Runtime, Settings
-from illicitflows.tracking.registry import CHAMPION, log_and_register, model_name
-from illicitflows.tracking.setup import configure, use_experiment
 
 runner = CliRunner()
-
-
-def register_champion(detector, uri: str) -> ModelRef:
-    configure(uri)
-    use_experiment(detector.domain, uri)
-    with mlflow.start_run():
-        version = log_and_register(detector)
-    mlflow.MlflowClient().set_registered_model_alias(model_name(detector.domain), CHAMPION,
-                                                     version.version)
-    return ModelRef(version.name, str(version.version), version.run_id)
 
 
 def service(root) -> Runtime:
@@ -50,9 +37,9 @@ def reasons(decision) -> str:
 
 
 def test_cli_scores_a_file_as_the_service_with_its_history(
-        tmp_path, transactions, api_records, tx_detector) -> None:
+        tmp_path, transactions, api_records, tx_detector, champion) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    model = register_champion(tx_detector, uri)
+    model = champion(tx_detector, uri)
     frame = transactions.iloc[:1400].assign(id=[f"tx-{i}" for i in range(1400)])
     records = [dict(r, id=i) for r, i in zip(api_records(frame), frame["id"], strict=True)]
     data = tmp_path / "service"

@@ -12,12 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
-import mlflow
 import pytest
 
 from illicitflows.access.keys import KeyStore
-from illicitflows.tracking.registry import CHAMPION, log_and_register, model_name
-from illicitflows.tracking.setup import configure, use_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -33,15 +30,6 @@ PORT = _free_port()
 BASE = f"http://127.0.0.1:{PORT}"
 
 
-def register_champion(detector, uri: str) -> None:
-    configure(uri)
-    use_experiment(detector.domain, uri)
-    with mlflow.start_run():
-        version = log_and_register(detector)
-    mlflow.MlflowClient().set_registered_model_alias(model_name(detector.domain), CHAMPION,
-                                                     version.version)
-
-
 def wait_until(check, seconds: float = 180.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -55,13 +43,13 @@ def wait_until(check, seconds: float = 180.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tx_detector, trade_detector):
+def server(tmp_path_factory, tx_detector, trade_detector, champion):
     root = tmp_path_factory.mktemp("server")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     env = {"ILLICITFLOWS_DATA_DIR": str(root), "ILLICITFLOWS_TRACKING_URI": uri,
            "BENTOML_HOME": str(root / "bentoml")}
     os.environ.update(env)
-    register_champion(tx_detector, uri)
+    champion(tx_detector, uri)
     keys = KeyStore()
     secrets = {role: keys.create(role)[1] for role in ("scorer", "auditor", "admin")}
     import bentoml
@@ -70,7 +58,8 @@ def server(tmp_path_factory, tx_detector, trade_detector):
                            host="127.0.0.1", working_dir=str(Path.cwd()))
     try:
         wait_until(lambda: httpx.get(f"{BASE}/livez").status_code == 200)
-        yield {"root": root, "uri": uri, "keys": secrets, "trade": trade_detector}
+        yield {"root": root, "uri": uri, "keys": secrets, "trade": trade_detector,
+               "register": champion}
     finally:
         handle.stop()
         for name in env:
@@ -89,7 +78,7 @@ def test_ready_only_when_both_detectors_are_loaded(server) -> None:
     auditor = {"Authorization": f"Bearer {server['keys']['auditor']}"}
     wait_until(lambda: httpx.get(f"{BASE}/v1/models", headers=auditor).json() != [])
     assert httpx.get(f"{BASE}/readyz").status_code != 200  # trade champion still missing
-    register_champion(server["trade"], server["uri"])
+    server["register"](server["trade"], server["uri"])
     runtime_reload = httpx.post(f"{BASE}/v1/admin/reload", timeout=120, headers={
         "Authorization": f"Bearer {server['keys']['admin']}"})  # loads both models: slow under load
     assert runtime_reload.status_code == 200, runtime_reload.text
