@@ -34,7 +34,7 @@ READY_TIMEOUT_S = 240.0
 
 
 def _helpers():
-    """``register_champion``, ``wait_until`` and ``_free_port`` of the server tests."""
+    """``wait_until`` and ``_free_port`` of the server tests."""
     spec = importlib.util.spec_from_file_location(
         "illicitflows_tests_server", Path(__file__).with_name("test_server.py"))
     module = importlib.util.module_from_spec(spec)
@@ -155,7 +155,7 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, tx_detector, trade_detector):
+def served(tmp_path_factory, tx_detector, trade_detector, champion):
     root = tmp_path_factory.mktemp("supervised")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     generate_keys(root / "checkpoint.key", root / "checkpoint.pub")
@@ -165,8 +165,8 @@ def served(tmp_path_factory, tx_detector, trade_detector):
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
-        server_tests.register_champion(tx_detector, uri)
-        server_tests.register_champion(trade_detector, uri)
+        champion(tx_detector, uri)
+        champion(trade_detector, uri)
         key = KeyStore().create("admin")[1]
     finally:
         for name, value in saved.items():

@@ -148,9 +148,13 @@ def copy_history(source: HistoryStore, target: HistoryStore, kind: type[Scorer])
 
 def _refusal(error: InputError | ConflictError, rows: pd.Index) -> str:
     """What the service would answer, naming the file's rows."""
-    lines = [f"row {rows[issue['index']] if issue['index'] is not None else '?'}, field "
-             f"{issue['field']}: {issue['reason']}" for issue in error.issues[:20]]
+    lines = [f"{_where(issue['index'], rows)}, field {issue['field']}: {issue['reason']}"
+             for issue in error.issues[:20]]
     return (f"{len(error.issues)} record(s) the service would refuse:\n" + "\n".join(lines))
+
+
+def _where(index: int | None, rows: pd.Index) -> str:
+    return "the file" if index is None else f"row {rows[index]}"
 
 
 def _columns(decisions: list[Decision], order: np.ndarray, index: pd.Index) -> pd.DataFrame:
