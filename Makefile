@@ -53,7 +53,7 @@ serve: demo-models ## install, demo data, train, register, promote, then serve o
 	echo "       -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
 	echo "       -d @examples/transactions_request.json"; \
 	echo "Review page (alert queue, decision reports, dispositions): sign in with this key at"; \
-	echo "  http://127.0.0.1:$(PORT)/v1/ui"
+	echo "  http://127.0.0.1:$(PORT)/ui"
 	$(CLI) serve --port $(PORT)
 
 mlflow-ui: install ## the MLflow UI on the default tracking database

@@ -152,11 +152,31 @@ def test_metrics_do_not_grow_with_made_up_paths(served) -> None:
     with httpx.Client(base_url=base) as client:
         for n in range(30):
             client.get(f"/v1/decisions/made-up-{n}")
+            client.get(f"/ui/decisions/made-up-{n}")
             client.get(f"/made-up-{n}/x")
         metrics = client.get("/metrics").text
     assert "made-up" not in metrics
     assert 'endpoint="/v1/decisions/{decision_id}"' in metrics
+    assert 'endpoint="/ui/decisions/{decision_id}"' in metrics
     assert 'endpoint="unmatched"' in metrics
+
+
+@pytest.mark.e2e
+def test_the_review_page_is_served_at_ui(served) -> None:
+    base, keys = served["base"], served["keys"]
+    with httpx.Client(base_url=base) as client:
+        page = client.get("/ui", follow_redirects=True)
+        assert page.status_code == 200 and 'id="key"' in page.text
+        assert client.get("/v1/ui").status_code == 404  # one address
+        signed = client.post("/ui/sign-in", data={"key": keys["auditor"]})
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/queue"
+        queue = client.get("/ui/queue")  # the session cookie, for the whole server
+        assert queue.status_code == 200 and 'id="queue"' in queue.text
+        report = "/v1/models/illicitflows-transactions/1/report"  # read with the cookie
+        assert client.get(report).status_code in (200, 404)  # no report logged: 404
+        assert httpx.get(f"{base}{report}").status_code == 401
+        refused = httpx.post(f"{base}/ui/sign-in", data={"key": keys["scorer"]})
+        assert refused.status_code == 403
 
 
 class Fuzz:

@@ -74,6 +74,8 @@ DECISIONS = bentoml.metrics.Counter(name="illicitflows_decisions_total",
                                     documentation="Decisions by model version and flag",
                                     labelnames=["model", "version", "flagged"])
 
+#: Where the service mounts this API (the review page, :mod:`.ui`, links to it there).
+API_PREFIX = "/v1"
 app = FastAPI(title="illicitflows", version="1",
               description="Scores payment transactions for asset laundering and customs "
                           "declarations for mis-invoicing; every decision is audit-logged. "
