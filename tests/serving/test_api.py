@@ -73,6 +73,8 @@ def test_not_ready_until_loaded_then_scores(api, transactions, api_records) -> N
     ("admin", "get", "/decisions", 200),
     ("admin", "post", "/transactions/score", 200),
     ("scorer", "post", "/transactions/score", 200),
+    (None, "post", "/transactions/review", 401),
+    ("scorer", "post", "/transactions/review", 403),
 ])
 def test_role_matrix(api, transactions, api_records, role, method, path, status) -> None:
     client, runtime, keys, detector, model = api

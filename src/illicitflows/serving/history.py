@@ -91,12 +91,15 @@ class HistoryStore:
         with write_transaction(self.engine) as connection:
             return connection.execute(delete(self.table).where(self.table.c.seq > seq)).rowcount
 
-    def load(self, since: str | None = None, before_seq: int | None = None) -> pd.DataFrame:
-        """Stored records (``seq`` order), from ``since`` (ISO time) and before ``before_seq``,
-        with the :data:`ROW_COLUMNS` of their rows."""
+    def load(self, since: str | None = None, before_seq: int | None = None,
+             until: str | None = None) -> pd.DataFrame:
+        """Stored records (``seq`` order), from ``since`` (ISO time), before ``before_seq`` and
+        stamped before ``until`` (ISO time), with the :data:`ROW_COLUMNS` of their rows."""
         query = select(self.table).order_by(self.table.c.seq)
         if since is not None:
             query = query.where(self.table.c.event_time >= since)
+        if until is not None:
+            query = query.where(self.table.c.event_time < until)
         if before_seq is not None:
             query = query.where(self.table.c.seq < before_seq)
         with self.engine.connect() as connection:
