@@ -46,6 +46,8 @@ $(DEMO)/.models: $(DEMO)/transactions/transactions.csv $(DEMO)/trade/declaration
 demo-models: $(DEMO)/.models ## train both detectors on the demo data and promote them
 
 serve: demo-models ## install, demo data, train, register, promote, then serve on :$(PORT)
+	$(CLI) report model-card transactions --version champion --update models/transactions.md
+	$(CLI) report model-card trade --version champion --update models/trade.md
 	@echo "API key (admin role: scores and reads decisions) - shown once, keep it:"
 	@KEY=$$($(CLI) keys create --role admin --label make-serve 2>/dev/null); echo "  $$KEY"; \
 	echo "Try, once /readyz answers 200:"; \

@@ -37,13 +37,14 @@ def registry(tmp_path_factory, tx_detector, transactions):
     assert fitted.ranker is not None
     ranked = dataclasses.replace(tx_detector, account_ranker=fitted.ranker)
     uri = f"sqlite:///{tmp_path_factory.mktemp('review-registry') / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     configure(uri)
     use_experiment("transactions", uri)
     with mlflow.start_run():
         version = log_and_register(ranked).version
     yield uri, str(version)
-    mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
 
 
 @pytest.fixture

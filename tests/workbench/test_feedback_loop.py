@@ -98,3 +98,14 @@ def test_dispositions_become_training_labels(workbench, wb_transactions, tmp_pat
     assert f"| pr_auc | {document['test']['pr_auc']:.4f} |" in text
     assert f"/v1/models/{model['name']}/{model['version']}/report" in text
     assert fingerprint([data, labels]) in text
+    committed = (ROOT / "models" / "transactions.md").read_bytes()
+    real = tmp_path / "transactions.md"  # the committed card, its block filled from this run
+    real.write_bytes(committed)
+    updated = runner.invoke(cli, ["report", "model-card", "transactions", "--version",
+                                  model["version"], "--update", str(real), "--tracking-uri", uri])
+    assert updated.exit_code == 0, updated.output
+    filled = real.read_text()
+    assert f"| pr_auc | {document['test']['pr_auc']:.4f} |" in filled
+    assert f"| f1 | {document['test']['f1']:.4f} |" in filled
+    assert filled.split("<!-- registry:end -->")[1] == committed.decode().split(
+        "<!-- registry:end -->")[1]
