@@ -31,6 +31,19 @@ POSITION = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 PageCheck = Callable[[Connection, list[Any]], Callable[[Mapping[str, Any]], str | None]]
 
 
+def chain_table(name: str, metadata: sa.MetaData, *own: sa.Column | sa.Index) -> sa.Table:
+    """A chain's table: position, anchor and time, then the entry's ``own`` columns (and
+    indexes), then the link and the hash."""
+    return sa.Table(name, metadata,
+                    sa.Column("seq", POSITION, primary_key=True, autoincrement=False),
+                    sa.Column("anchor_seq", sa.BigInteger, nullable=False),
+                    sa.Column("anchor_hash", sa.String(64), nullable=False),
+                    sa.Column("created_at", sa.String(32), nullable=False),
+                    *own,
+                    sa.Column("prev_hash", sa.String(64), nullable=False),
+                    sa.Column("row_hash", sa.String(64), nullable=False))
+
+
 def head_table(name: str, metadata: sa.MetaData) -> sa.Table:
     """The one-row head of a chain: its last position and hash (and its write lock)."""
     return sa.Table(name, metadata,

@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from illicitflows.audit.anchored import POSITION, AnchoredChain, head_table
+from illicitflows.audit.anchored import AnchoredChain, chain_table, head_table
 from illicitflows.audit.models import VerifyReport
 from illicitflows.audit.schema import decisions, requests
 from illicitflows.db import make_engine, write_transaction
@@ -32,21 +32,15 @@ LABELS: dict[str, int] = {"confirmed": 1, "dismissed": 0}
 MAX_NOTE = 4000
 
 metadata = sa.MetaData()
-dispositions = sa.Table(
+dispositions = chain_table(
     "audit_dispositions", metadata,
-    sa.Column("seq", POSITION, primary_key=True, autoincrement=False),
     sa.Column("disposition_id", sa.String(36), nullable=False, unique=True),
     sa.Column("decision_id", sa.String(36), nullable=False),
     sa.Column("decision_hash", sa.String(64), nullable=False),
-    sa.Column("anchor_seq", sa.BigInteger, nullable=False),
-    sa.Column("anchor_hash", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("key_id", sa.String),
     sa.Column("role", sa.String(16)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("row_hash", sa.String(64), nullable=False),
     #: A decision's history, and its latest status, by index.
     sa.Index("ix_audit_dispositions_decision_seq", "decision_id", "seq"),
 )

@@ -19,20 +19,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from illicitflows.audit.anchored import POSITION, AnchoredChain, head_table
+from illicitflows.audit.anchored import AnchoredChain, chain_table, head_table
 from illicitflows.audit.canonical import canonical_json, sha256_hex
 from illicitflows.audit.models import VerifyReport
 from illicitflows.db import make_engine, write_transaction
 from illicitflows.ids import uuid7_texts
 
 metadata = sa.MetaData()
-reviews = sa.Table(
+reviews = chain_table(
     "audit_reviews", metadata,
-    sa.Column("seq", POSITION, primary_key=True, autoincrement=False),
     sa.Column("review_id", sa.String(36), nullable=False, unique=True),
-    sa.Column("anchor_seq", sa.BigInteger, nullable=False),
-    sa.Column("anchor_hash", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("key_id", sa.String),
     sa.Column("role", sa.String(16)),
     sa.Column("detector", sa.String(16), nullable=False),
@@ -44,16 +40,28 @@ reviews = sa.Table(
     sa.Column("accounts", sa.Integer, nullable=False),
     sa.Column("result_sha256", sa.String(64), nullable=False),
     sa.Column("result", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("row_hash", sa.String(64), nullable=False),
 )
 review_head = head_table("audit_review_head", metadata)
 #: Reviews as a chain anchored to the decisions (hashed: every column but the link and hash).
 CHAIN = AnchoredChain(reviews, review_head, "review")
 
 
-@dataclass(frozen=True, slots=True)
-class ReviewEntry:
+@dataclass(frozen=True)
+class ReviewAsked:
+    """What was reviewed, by whom: an entry's fields besides its result and chain."""
+
+    key_id: str | None
+    role: str | None
+    detector: str
+    model_name: str
+    model_version: str
+    period_from: str
+    period_to: str
+    top: int
+
+
+@dataclass(frozen=True)
+class ReviewEntry(ReviewAsked):
     """One logged account review."""
 
     seq: int
@@ -61,36 +69,11 @@ class ReviewEntry:
     anchor_seq: int
     anchor_hash: str
     created_at: str
-    key_id: str | None
-    role: str | None
-    detector: str
-    model_name: str
-    model_version: str
-    period_from: str
-    period_to: str
-    top: int
     accounts: int
     result_sha256: str
     result: str
     prev_hash: str
     row_hash: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ReviewAsked:
-    """What was reviewed, by whom: the entry's fields besides its result."""
-
-    key_id: str | None
-    role: str | None
-    detector: str
-    model_name: str
-    model_version: str
-    period_from: str
-    period_to: str
-    top: int
 
 
 class ReviewLog:

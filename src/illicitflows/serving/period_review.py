@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from illicitflows.audit.reviews import ReviewAsked, ReviewLog
 from illicitflows.jobs.account_review import PeriodReview, ReviewError, review_period
-from illicitflows.serving.engine import Scorer
+from illicitflows.serving.engine import TransactionScorer
 from illicitflows.serving.history import ROW_COLUMNS
 from illicitflows.transactions.schema import TRANSACTION_SCHEMA
 
@@ -91,12 +91,12 @@ class StoredReview:
     skipped: list[str]
 
 
-def review_stored(scorer: Scorer, period: Period, max_transfers: int) -> StoredReview:
+def review_stored(scorer: TransactionScorer, period: Period, max_transfers: int
+                  ) -> StoredReview:
     """Review ``period`` of the transactions ``scorer``'s stored history with its detector
     (:class:`ReviewInputError` for a period it cannot review, :class:`ReviewUnavailableError`
     when the model cannot review accounts)."""
-    horizon = pd.Timedelta(seconds=scorer.detector.builder.config.horizon_s)
-    since, until = (period.start - horizon).isoformat(), period.end.isoformat()
+    since, until = (period.start - scorer.horizon).isoformat(), period.end.isoformat()
     held = _stored_count(scorer, since, until)
     if held > max_transfers:
         raise ReviewInputError("from", f"the period and the feature horizon before it hold "
@@ -119,7 +119,7 @@ def review_stored(scorer: Scorer, period: Period, max_transfers: int) -> StoredR
     return StoredReview(review, skipped)
 
 
-def _stored_count(scorer: Scorer, since: str, until: str) -> int:
+def _stored_count(scorer: TransactionScorer, since: str, until: str) -> int:
     table = scorer.store.table
     with scorer.store.engine.connect() as connection:
         return int(connection.scalar(select(func.count()).select_from(table).where(
@@ -166,8 +166,8 @@ def review_result(stored: StoredReview) -> dict[str, Any]:
             "transfers_read": review.transfers_read, "skipped": stored.skipped}
 
 
-def review_and_log(scorer: Scorer, reviews: ReviewLog, period: Period, key_id: str | None,
-                   role: str | None, max_transfers: int) -> dict[str, Any]:
+def review_and_log(scorer: TransactionScorer, reviews: ReviewLog, period: Period,
+                   key_id: str | None, role: str | None, max_transfers: int) -> dict[str, Any]:
     """Review ``period`` with ``scorer``'s model, log the review entry (committed before this
     returns) and answer the result with the period, the model and the entry."""
     result = review_result(review_stored(scorer, period, max_transfers))
