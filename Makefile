@@ -46,6 +46,8 @@ $(DEMO)/.models: $(DEMO)/transactions/transactions.csv $(DEMO)/trade/declaration
 demo-models: $(DEMO)/.models ## train both detectors on the demo data and promote them
 
 serve: demo-models ## install, demo data, train, register, promote, then serve on :$(PORT)
+	$(CLI) report model-card transactions --version champion --update models/transactions.md
+	$(CLI) report model-card trade --version champion --update models/trade.md
 	@echo "API key (admin role: scores and reads decisions) - shown once, keep it:"
 	@KEY=$$($(CLI) keys create --role admin --label make-serve 2>/dev/null); echo "  $$KEY"; \
 	echo "Try, once /readyz answers 200:"; \
@@ -53,7 +55,7 @@ serve: demo-models ## install, demo data, train, register, promote, then serve o
 	echo "       -H 'Authorization: Bearer $$KEY' -H 'Content-Type: application/json' \\"; \
 	echo "       -d @examples/transactions_request.json"; \
 	echo "Review page (alert queue, decision reports, dispositions): sign in with this key at"; \
-	echo "  http://127.0.0.1:$(PORT)/v1/ui"
+	echo "  http://127.0.0.1:$(PORT)/ui"
 	$(CLI) serve --port $(PORT)
 
 mlflow-ui: install ## the MLflow UI on the default tracking database

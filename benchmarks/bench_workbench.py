@@ -33,6 +33,7 @@ from illicitflows.audit.canonical import canonical_json
 from illicitflows.audit.models import DecisionBatch
 from illicitflows.serving.app import app
 from illicitflows.serving.runtime import Runtime, Settings
+from illicitflows.serving.ui import ui
 from illicitflows.serving.workbench import SESSION_COOKIE
 from illicitflows.transactions.simulate import SimulationConfig, simulate_transactions
 
@@ -115,19 +116,19 @@ def main() -> None:
         for decision_id, status in zip(flagged[:30], ["confirmed", "dismissed", "escalated"] * 10,
                                        strict=True):
             runtime.dispositions.record(decision_id, status, "bench", "bench", "analyst")
-        client = TestClient(app)
-        client.cookies.set(SESSION_COOKIE, key)
+        pages = TestClient(ui)  # the review page, on the API's runtime
+        pages.cookies.set(SESSION_COOKIE, key)
         result = {
             "decisions": args.decisions, "flagged": len(flagged), "fill_s": round(fill_s, 1),
-            "queue": timed(client, "/ui/queue", args.repeat),
-            "queue_filtered": timed(client, "/ui/queue?detector=transactions&model_version=3"
+            "queue": timed(pages, "/queue", args.repeat),
+            "queue_filtered": timed(pages, "/queue?detector=transactions&model_version=3"
                                     "&min_score=0.15&max_score=0.9&disposition=none",
                                     args.repeat),
             "load_average": round(load, 2),
         }
-        client.headers["Authorization"] = f"Bearer {key}"
+        client = TestClient(app, headers={"Authorization": f"Bearer {key}"})
         result["report"] = timed(client, f"/decisions/{flagged[-1]}/report", args.repeat)
-        result["ui_decision"] = timed(client, f"/ui/decisions/{flagged[-1]}", args.repeat)
+        result["ui_decision"] = timed(pages, f"/decisions/{flagged[-1]}", args.repeat)
         runtime.close()
     print(json.dumps(result))
 

@@ -102,6 +102,8 @@ def test_role_matrix() -> None:
         assert allowed("analyst", writes) and allowed("admin", writes)
         assert not allowed("auditor", writes) and not allowed("scorer", writes)
     assert not allowed("analyst", "score") and not allowed("analyst", "manage_keys")
+    assert all(allowed(role, "review_accounts") for role in ("analyst", "auditor", "admin"))
+    assert not allowed("scorer", "review_accounts")
     assert all(allowed("admin", p) for p in admin)
     assert not allowed("nobody", "score")
 

@@ -73,6 +73,8 @@ def test_not_ready_until_loaded_then_scores(api, transactions, api_records) -> N
     ("admin", "get", "/decisions", 200),
     ("admin", "post", "/transactions/score", 200),
     ("scorer", "post", "/transactions/score", 200),
+    (None, "post", "/transactions/review", 401),
+    ("scorer", "post", "/transactions/review", 403),
 ])
 def test_role_matrix(api, transactions, api_records, role, method, path, status) -> None:
     client, runtime, keys, detector, model = api
@@ -397,3 +399,15 @@ def test_a_revoked_key_stops_working_within_the_cache_setting(api) -> None:
     import time
     time.sleep(0.35)
     assert client.get("/models", headers=auditor).status_code == 401
+
+
+def test_metrics_label_the_review_pages_paths_by_route_template() -> None:
+    from illicitflows.serving.traffic import UNMATCHED, route_label
+
+    assert route_label("/ui/queue") == "/ui/queue"
+    assert route_label("/ui/decisions/0190b1d2") == "/ui/decisions/{decision_id}"
+    assert route_label("/ui/decisions/0190b1d2/network") == "/ui/decisions/{decision_id}/network"
+    assert route_label("/ui") == route_label("/ui/") == "/ui/"
+    assert route_label("/ui/made-up/1") == UNMATCHED
+    assert route_label("/v1/ui/queue") == UNMATCHED  # the page has one address: /ui
+    assert route_label("/v1/decisions/0190b1d2") == "/v1/decisions/{decision_id}"

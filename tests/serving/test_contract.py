@@ -66,7 +66,8 @@ def test_openapi_document_is_complete() -> None:
                 ("post", "/trade/score"): {401, 403, 413, 415, 422},
                 ("get", "/decisions/{decision_id}"): {401, 403, 404},
                 ("get", "/decisions"): {401, 403, 422},
-                ("get", "/models"): {401, 403}, ("post", "/admin/reload"): {401, 403}}
+                ("get", "/models"): {401, 403}, ("post", "/admin/reload"): {401, 403},
+                ("post", "/transactions/review"): {401, 403, 409, 413, 415, 422, 503}}
     for (method, path), statuses in expected.items():
         operation = paths[path][method]
         assert operation["security"] == [{"bearer": []}], path
@@ -83,6 +84,14 @@ def test_openapi_document_is_complete() -> None:
     record = resolve(document, request["properties"]["transactions"]["items"]["$ref"])
     assert record["properties"]["amount_paid"]["maximum"] > 0
     assert record["additionalProperties"] is False
+    review = paths["/transactions/review"]["post"]
+    asked = resolve(document, review["requestBody"]["content"]["application/json"]["schema"][
+        "$ref"])
+    assert asked["required"] == ["from", "to"] and asked["additionalProperties"] is False
+    assert asked["properties"]["top"]["maximum"] == 1000
+    answered = resolve(document, review["responses"]["200"]["content"]["application/json"][
+        "schema"]["$ref"])
+    assert {"review_id", "accounts", "networks", "audit"} <= set(answered["required"])
 
 
 def _answers(url: str) -> bool:
@@ -152,11 +161,31 @@ def test_metrics_do_not_grow_with_made_up_paths(served) -> None:
     with httpx.Client(base_url=base) as client:
         for n in range(30):
             client.get(f"/v1/decisions/made-up-{n}")
+            client.get(f"/ui/decisions/made-up-{n}")
             client.get(f"/made-up-{n}/x")
         metrics = client.get("/metrics").text
     assert "made-up" not in metrics
     assert 'endpoint="/v1/decisions/{decision_id}"' in metrics
+    assert 'endpoint="/ui/decisions/{decision_id}"' in metrics
     assert 'endpoint="unmatched"' in metrics
+
+
+@pytest.mark.e2e
+def test_the_review_page_is_served_at_ui(served) -> None:
+    base, keys = served["base"], served["keys"]
+    with httpx.Client(base_url=base) as client:
+        page = client.get("/ui", follow_redirects=True)  # the sign-in page, no session yet
+        assert page.status_code == 401 and 'id="key"' in page.text
+        assert client.get("/v1/ui").status_code == 404  # one address
+        signed = client.post("/ui/sign-in", data={"key": keys["auditor"]})
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/queue"
+        queue = client.get("/ui/queue")  # the session cookie, for the whole server
+        assert queue.status_code == 200 and 'id="queue"' in queue.text
+        report = "/v1/models/illicitflows-transactions/1/report"  # read with the cookie
+        assert client.get(report).status_code in (200, 404)  # no report logged: 404
+        assert httpx.get(f"{base}{report}").status_code == 401
+        refused = httpx.post(f"{base}/ui/sign-in", data={"key": keys["scorer"]})
+        assert refused.status_code == 403
 
 
 class Fuzz:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from illicitflows.audit.dispositions import DispositionLog
 from illicitflows.serving.app import app
+from illicitflows.serving.ui import ui
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -41,9 +42,11 @@ def _free_port() -> int:
 
 @pytest.fixture
 def site(workbench) -> Iterator[str]:
-    """The service mounted under /v1 as BentoML mounts it, on a free local port."""
+    """The service as BentoML mounts it (the API under /v1, the review page under /ui), on a
+    free local port."""
     outer = FastAPI()
     outer.mount("/v1", app)
+    outer.mount("/ui", ui)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(outer, host="127.0.0.1", port=port,
                                            log_level="warning"))
@@ -53,7 +56,7 @@ def site(workbench) -> Iterator[str]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the test server did not start within 30 s"
-    yield f"http://127.0.0.1:{port}/v1/ui"
+    yield f"http://127.0.0.1:{port}/ui"
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -85,7 +88,7 @@ def shot(page, name: str) -> None:
 def test_an_analyst_reviews_and_dispositions_a_flagged_transfer(workbench, site,
                                                                  browser) -> None:
     page = sign_in(browser, site, workbench.keys["analyst"])
-    assert page.url.endswith("/ui/queue")
+    assert page.url == f"{site}/queue"
     flagged = len(workbench.flagged()) + len(workbench.flagged("trade"))
     assert int(page.inner_text("#total")) == flagged
     assert int(page.inner_text("#count-none")) == flagged
@@ -110,6 +113,7 @@ def test_an_analyst_reviews_and_dispositions_a_flagged_transfer(workbench, site,
     assert "amount paid" in page.inner_text("#behaviour")
     assert page.locator("#network svg line.edge.flagged").count() >= 1
     assert page.inner_text("#verdict").startswith("FLAGGED")
+    assert page.get_attribute("#standalone", "href") == f"/v1/decisions/{networked}/report"
     shot(page, "decision")
     page.click("#network-link")
     assert page.locator("#network svg circle.node").count() >= 2
@@ -157,7 +161,7 @@ def test_scorers_cannot_open_the_page_and_auditors_cannot_disposition(workbench,
     status = page.evaluate(
         """(path) => fetch(path, {method: 'POST', headers: {'Content-Type':
         'application/json'}, body: JSON.stringify({status: 'dismissed'})}).then(r => r.status)""",
-        site.removesuffix("/ui") + f"/decisions/{decision_id}/disposition")
+        site.removesuffix("/ui") + f"/v1/decisions/{decision_id}/disposition")
     assert status == 403
     assert workbench.runtime.dispositions.history(decision_id) == []
     page.click("#sign-out")

@@ -90,11 +90,18 @@ def test_dispositions_become_training_labels(workbench, wb_transactions, tmp_pat
     assert workbench.client.get(f"/models/{model['name']}/{model['version']}/report",
                                 headers=workbench.headers("scorer")).status_code == 403
 
-    card = tmp_path / "card.md"
-    written = runner.invoke(cli, ["report", "model-card", "transactions", "--version",
-                                  model["version"], "--out", str(card), "--tracking-uri", uri])
-    assert written.exit_code == 0, written.output
-    text = card.read_text()
-    assert f"| pr_auc | {document['test']['pr_auc']:.4f} |" in text
-    assert f"/v1/models/{model['name']}/{model['version']}/report" in text
-    assert fingerprint([data, labels]) in text
+    committed = (ROOT / "models" / "transactions.md").read_bytes()
+    card = tmp_path / "transactions.md"  # the committed card, its block filled from this run
+    card.write_bytes(committed)
+    numbers = tmp_path / "numbers.md"
+    for target in (["--out", str(numbers)], ["--update", str(card)]):
+        written = runner.invoke(cli, ["report", "model-card", "transactions", "--version",
+                                      model["version"], *target, "--tracking-uri", uri])
+        assert written.exit_code == 0, written.output
+    for text in (numbers.read_text(), card.read_text()):
+        assert f"| pr_auc | {document['test']['pr_auc']:.4f} |" in text
+        assert f"| f1 | {document['test']['f1']:.4f} |" in text
+        assert f"/v1/models/{model['name']}/{model['version']}/report" in text
+        assert fingerprint([data, labels]) in text
+    end = "<!-- registry:end -->"
+    assert card.read_text().split(end)[1] == committed.decode().split(end)[1]

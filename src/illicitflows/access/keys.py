@@ -27,8 +27,9 @@ ROLES = frozenset(get_args(Role))
 PREFIX = "ifk"
 
 _SCORER = frozenset({"score"})
-#: Auditors read everything (decisions, dispositions, models, reports) and write nothing.
-_AUDITOR = frozenset({"read_decisions", "read_models", "read_reports"})
+#: Auditors read everything (decisions, dispositions, models, reports) and write nothing; they
+#: may review a period's accounts (each review is logged, as who asked it).
+_AUDITOR = frozenset({"read_decisions", "read_models", "read_reports", "review_accounts"})
 #: Analysts read as auditors do, record what a flag turned out to be and export reports
 #: (goAML drafts, training labels) from their dispositions.
 _ANALYST = _AUDITOR | {"record_dispositions", "export_reports"}

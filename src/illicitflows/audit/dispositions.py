@@ -3,29 +3,25 @@ hash-chained into the decision log.
 
 A disposition row holds who (key id and role), when, the status and the note, the decision it
 is about with that decision's ``row_hash``, and the decision chain's head at the moment it was
-recorded (``anchor_seq``, ``anchor_hash``). Dispositions are linked to each other the way
-decisions are (``prev_hash``, ``row_hash``, a head row that is also the write lock), and each
-one is tied to the decision chain by the two hashes it quotes: editing, deleting or inserting a
-disposition breaks its link or hash, and rewriting the decision chain under a disposition
-breaks its anchor. :meth:`DispositionLog.verify` walks them after the decisions and names the
-first bad disposition, its position and its decision.
+recorded (``anchor_seq``, ``anchor_hash``): an :class:`~illicitflows.audit.anchored.AnchoredChain`
+(linked like decisions, anchored to them), whose verification here also checks the decision
+each disposition quotes. :meth:`DispositionLog.verify` walks them after the decisions and names
+the first bad disposition, its position and its decision.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from illicitflows.audit.canonical import dumps
-from illicitflows.audit.chain import GENESIS_HASH
+from illicitflows.audit.anchored import AnchoredChain, chain_table, head_table
 from illicitflows.audit.models import VerifyReport
-from illicitflows.audit.schema import HEAD_ID, chain_head, decisions, requests
+from illicitflows.audit.schema import decisions, requests
 from illicitflows.db import make_engine, write_transaction
 from illicitflows.ids import uuid7_texts
 
@@ -34,38 +30,24 @@ STATUSES = frozenset(get_args(Status))
 #: The label a disposition gives its decision's record in training data (escalated: none yet).
 LABELS: dict[str, int] = {"confirmed": 1, "dismissed": 0}
 MAX_NOTE = 4000
-#: Every column but ``prev_hash`` and ``row_hash``.
-HASHED_FIELDS = ("seq", "disposition_id", "decision_id", "decision_hash", "anchor_seq",
-                 "anchor_hash", "created_at", "key_id", "role", "status", "note")
 
 metadata = sa.MetaData()
-_POSITION = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-dispositions = sa.Table(
+dispositions = chain_table(
     "audit_dispositions", metadata,
-    sa.Column("seq", _POSITION, primary_key=True, autoincrement=False),
     sa.Column("disposition_id", sa.String(36), nullable=False, unique=True),
     sa.Column("decision_id", sa.String(36), nullable=False),
     sa.Column("decision_hash", sa.String(64), nullable=False),
-    sa.Column("anchor_seq", sa.BigInteger, nullable=False),
-    sa.Column("anchor_hash", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("key_id", sa.String),
     sa.Column("role", sa.String(16)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("row_hash", sa.String(64), nullable=False),
     #: A decision's history, and its latest status, by index.
     sa.Index("ix_audit_dispositions_decision_seq", "decision_id", "seq"),
 )
-disposition_head = sa.Table(
-    "audit_disposition_head", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("row_hash", sa.String(64), nullable=False),
-)
-_HEAD = sa.select(disposition_head.c.seq, disposition_head.c.row_hash).where(
-    disposition_head.c.id == HEAD_ID)
+disposition_head = head_table("audit_disposition_head", metadata)
+#: Dispositions as a chain anchored to the decisions (hashed: every column but the link and
+#: the hash).
+CHAIN = AnchoredChain(dispositions, disposition_head, "disposition")
 #: The alerts (flagged decisions) by position and score: a partial index, so only flagged
 #: decisions add an entry when logged, and the review queue reads, counts and pages its
 #: alerts from it instead of scanning every decision (100,000 decisions: the whole table).
@@ -104,12 +86,6 @@ class Disposition:
         return asdict(self)
 
 
-def disposition_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    """``sha256(prev_hash + canonical JSON of the hashed fields of row)``, hex."""
-    body = dumps({name: row[name] for name in HASHED_FIELDS})
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
-
-
 def check_input(status: Any, note: Any) -> tuple[str, str]:
     """The status and stripped note of a disposition request, or :class:`DispositionError`."""
     if status not in STATUSES:
@@ -130,11 +106,8 @@ class DispositionLog:
         self.url = url
         self.engine = make_engine(url)
         with write_transaction(self.engine) as connection:
-            metadata.create_all(connection)
+            CHAIN.create(connection)
             ALERTS_INDEX.create(connection, checkfirst=True)
-            if connection.scalar(_HEAD) is None:
-                connection.execute(disposition_head.insert().values(
-                    id=HEAD_ID, seq=0, row_hash=GENESIS_HASH))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -149,21 +122,10 @@ class DispositionLog:
                 decisions.c.decision_id == decision_id))
             if decision_hash is None:
                 raise DispositionError("decision_id", f"no decision {decision_id!r}", 404)
-            anchor = connection.execute(sa.select(chain_head.c.seq, chain_head.c.row_hash)
-                                        .where(chain_head.c.id == HEAD_ID)).one()
-            head = connection.execute(_HEAD.with_for_update()).one()
-            row = {"seq": head.seq + 1, "disposition_id": uuid7_texts(1)[0],
-                   "decision_id": decision_id, "decision_hash": decision_hash,
-                   "anchor_seq": anchor.seq, "anchor_hash": anchor.row_hash,
-                   "created_at": (at or datetime.now(UTC)).astimezone(UTC).isoformat(
-                       timespec="microseconds"),
-                   "key_id": key_id, "role": role, "status": status, "note": note,
-                   "prev_hash": head.row_hash}
-            row["row_hash"] = disposition_hash(head.row_hash, row)
-            connection.execute(dispositions.insert().values(**row))
-            connection.execute(disposition_head.update().where(
-                disposition_head.c.id == HEAD_ID).values(seq=row["seq"],
-                                                         row_hash=row["row_hash"]))
+            row = CHAIN.append(connection, {
+                "disposition_id": uuid7_texts(1)[0], "decision_id": decision_id,
+                "decision_hash": decision_hash, "key_id": key_id, "role": role,
+                "status": status, "note": note}, at)
         return Disposition(**row)
 
     def history(self, decision_id: str) -> list[Disposition]:
@@ -207,71 +169,24 @@ class DispositionLog:
     def verify(self, page_size: int = 5000) -> VerifyReport:
         """Walk the dispositions in order; name the first edited, inserted or deleted one, or
         one whose decision or anchor in the decision chain no longer matches."""
-        walker = _Walker()
-        with self.engine.connect() as connection:
-            head = connection.execute(_HEAD).one()
-            after = 0
-            while page := connection.execute(
-                    sa.select(dispositions).where(dispositions.c.seq > after)
-                    .order_by(dispositions.c.seq).limit(page_size)).mappings().all():
-                hashes = _decision_hashes(connection, page)
-                for row in page:
-                    problem = walker.problem(row, hashes)
-                    if problem:
-                        return walker.report(row["seq"], row["decision_id"],
-                                             f"disposition {row['disposition_id']} of decision "
-                                             f"{row['decision_id']}: {problem}")
-                after = page[-1]["seq"]
-        if walker.checked != head.seq or walker.last_hash != head.row_hash:
-            return walker.report(walker.checked + 1, None,
-                                 f"disposition head records {head.seq} disposition(s) but the "
-                                 f"chain of dispositions ends at {walker.checked} (dispositions "
-                                 "deleted from the end, or the head rewritten?)")
-        return walker.report(None, None, "")
+        return CHAIN.verify(self.engine, _described, _decision_check, "decision_id", page_size)
 
 
-def _decision_hashes(connection: Connection,
-                     page: list[Any]) -> dict[tuple[str, str], str]:
-    """For the dispositions of a page: the current ``row_hash`` of each decision they are
-    about, and of each decision chain position they are anchored at."""
-    ids = {row["decision_id"] for row in page}
-    seqs = {row["anchor_seq"] for row in page}
-    found: dict[tuple[str, str], str] = {}
-    for row in connection.execute(sa.select(decisions.c.seq, decisions.c.decision_id,
-                                            decisions.c.row_hash)
-                                  .where(decisions.c.decision_id.in_(ids))):
-        found[("hash", row.decision_id)] = row.row_hash
-    for row in connection.execute(sa.select(decisions.c.seq, decisions.c.row_hash)
-                                  .where(decisions.c.seq.in_(seqs))):
-        found[("anchor", str(row.seq))] = row.row_hash
-    return found
+def _described(row: Mapping[str, Any]) -> str:
+    return f"disposition {row['disposition_id']} of decision {row['decision_id']}"
 
 
-class _Walker:
-    """Checks disposition rows handed over in order, starting at the genesis."""
+def _decision_check(connection: Connection,
+                    page: list[Any]) -> Callable[[Mapping[str, Any]], str | None]:
+    """For a page of dispositions: whether the decision each one is about still has the hash
+    it quoted."""
+    current = dict(connection.execute(sa.select(decisions.c.decision_id, decisions.c.row_hash)
+                                      .where(decisions.c.decision_id.in_(
+                                          {row["decision_id"] for row in page}))).all())
 
-    def __init__(self) -> None:
-        self.checked, self.last_hash = 0, GENESIS_HASH
-
-    def problem(self, row: Mapping[str, Any], found: Mapping[tuple[str, str], Any]) -> str | None:
-        expected = self.checked + 1
-        if row["seq"] != expected:
-            return f"position gap: expected {expected}, found {row['seq']} (deleted?)"
-        if row["prev_hash"] != self.last_hash:
-            return ("broken link: prev_hash does not match the previous disposition "
-                    "(inserted, deleted or the previous one rewritten)")
-        if disposition_hash(row["prev_hash"], row) != row["row_hash"]:
-            return "row_hash does not match its contents (disposition changed)"
-        if found.get(("hash", row["decision_id"])) != row["decision_hash"]:
+    def problem(row: Mapping[str, Any]) -> str | None:
+        if current.get(row["decision_id"]) != row["decision_hash"]:
             return "the decision it was recorded for is missing or changed"
-        if row["anchor_seq"] and found.get(("anchor", str(row["anchor_seq"]))) != \
-                row["anchor_hash"]:
-            return (f"its anchor, decision chain position {row['anchor_seq']}, is missing or "
-                    "changed (decision chain rewritten?)")
-        self.checked, self.last_hash = expected, row["row_hash"]
         return None
 
-    def report(self, seq: int | None, decision_id: str | None, problem: str) -> VerifyReport:
-        return VerifyReport(ok=not problem, checked=self.checked, first_bad_seq=seq,
-                            first_bad_decision_id=decision_id, problem=problem,
-                            head_hash=self.last_hash)
+    return problem

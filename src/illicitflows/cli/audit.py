@@ -18,6 +18,7 @@ from illicitflows.audit.checkpoints import (
     verify_signed,
 )
 from illicitflows.audit.dispositions import DispositionLog
+from illicitflows.audit.reviews import ReviewLog
 from illicitflows.audit.signing import (
     KeyFileError,
     generate_keys,
@@ -53,28 +54,32 @@ def verify(url: AuditUrl = None,
            checkpoints: CheckpointFile = None) -> None:
     """Check every row's hash and link; name the first edited, inserted or deleted row. With
     --public-key, also check the chain against every signed checkpoint, which catches a
-    rewrite even when every later hash was recomputed. Analysts' dispositions are walked after
-    the decisions: a changed, deleted or re-anchored one is named."""
+    rewrite even when every later hash was recomputed. Analysts' dispositions, then account
+    reviews, are walked after the decisions: a changed, deleted or re-anchored one is named."""
     keys = _public_keys(public_key or [])
-    with progress_bar("verify audit log", 2) as step:
+    with progress_bar("verify audit log", 3) as step:
         audit = AuditLog(url)
         report = (verify_signed(audit, checkpoints or default_path(), keys) if keys
                   else audit.verify())
         step("decisions verified")
-        checked = DispositionLog(audit.url).verify()
+        checked = {"disposition": DispositionLog(audit.url).verify()}
         step("dispositions verified")
+        checked["review"] = ReviewLog(audit.url).verify()
+        step("reviews verified")
     if not report.ok:
         where = ("" if report.first_bad_seq is None else
                  f" at seq {report.first_bad_seq} (decision {report.first_bad_decision_id})")
         console.print(f"audit log BROKEN{where}: {report.problem}")
         raise typer.Exit(1)
-    if not checked.ok:
-        console.print(f"audit log BROKEN at disposition {checked.first_bad_seq}: "
-                      f"{checked.problem}")
-        raise typer.Exit(1)
+    for noun, walked in checked.items():
+        if not walked.ok:
+            console.print(f"audit log BROKEN at {noun} {walked.first_bad_seq}: "
+                          f"{walked.problem}")
+            raise typer.Exit(1)
     against = f" against {report.anchors:,} signed checkpoint(s)" if keys else ""
     console.print(f"audit log intact: {report.checked:,} decisions verified{against}, "
-                  f"{checked.checked:,} dispositions verified")
+                  f"{checked['disposition'].checked:,} dispositions verified, "
+                  f"{checked['review'].checked:,} reviews verified")
 
 
 @app.command("keygen")

@@ -15,6 +15,7 @@ of the test period's accounts as ``test.account_pr_auc``, for the detector and f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from illicitflows.explain.reasons import explain
 from illicitflows.modeling.accounts import AccountRanker, PeriodTransfers, account_table
 from illicitflows.modeling.detector import Detector
 from illicitflows.modeling.metrics import account_labels_from_transactions, ranking_metrics
-from illicitflows.transactions.schema import LABEL, USD_PER_UNIT, usd_rate
+from illicitflows.transactions.schema import ID, LABEL, USD_PER_UNIT, usd_rate
 
 TOP_TRANSFERS = 3  # transfers shown behind each account
 #: Plain names of the ranker's feature groups, for an account's drivers.
@@ -95,22 +96,65 @@ def fit_and_evaluate(frame: pd.DataFrame, splits: np.ndarray, scores: np.ndarray
         "accounts_reviewed": int(len(table)), "accounts_flagged_true": int(truth.sum())})
 
 
+class ReviewError(ValueError):
+    """A review that cannot be made: names the input (``field``: ``from``, ``to``, or
+    ``model`` when the model version has no account ranker) and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+@dataclass
+class PeriodReview:
+    """A period's review. ``accounts``: one row per account, best first (``rank``, ``bank``,
+    ``account``, ``review_score``, ``flagged``, ``network``, ``network_size``, ``families``
+    and ``drivers`` as lists, ``transfers``: the transfers behind them as dicts,
+    ``period_transfers``); ``networks``: size of each network; ``transfers_read``: the
+    transfers read up to the period's end (history included)."""
+
+    accounts: pd.DataFrame
+    networks: dict[str, int]
+    transfers_read: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    def table(self) -> pd.DataFrame:
+        """One flat row per account (lists joined, transfers described), as files hold it."""
+        flat = self.accounts.assign(
+            families=[", ".join(f) for f in self.accounts["families"]],
+            drivers=[", ".join(d) for d in self.accounts["drivers"]],
+            transfers=["; ".join(map(describe_transfer, shown))
+                       for shown in self.accounts["transfers"]])
+        return flat.assign(period_start=str(self.start), period_end=str(self.end))
+
+
 def review_accounts(detector: Detector, frame: pd.DataFrame, start: pd.Timestamp,
                     end: pd.Timestamp, top: int | None = None) -> pd.DataFrame:
+    """:func:`review_period`'s accounts as one flat row each (what ``illicitflows review``
+    writes)."""
+    return review_period(detector, frame, start, end, top).table()
+
+
+def review_period(detector: Detector, frame: pd.DataFrame, start: pd.Timestamp,
+                  end: pd.Timestamp, top: int | None = None) -> PeriodReview:
     """Rank the accounts active in ``[start, end)`` of ``frame`` (validated canonical
     transactions; rows from ``end`` on are ignored, earlier ones are the history): one row per
     account, best first, with its review score, flag, network, red-flag families, drivers and
-    the transfers behind them. ``top`` keeps the first accounts only."""
+    the transfers behind them. ``top`` keeps the first accounts only. The one review code of
+    the command line and the service."""
     if detector.account_ranker is None:
-        raise ValueError("this model version has no account ranker (trained before the account "
-                         "review existed); retrain it with train transactions")
+        raise ReviewError("model", "this model version has no account ranker (trained before "
+                                   "the account review existed); retrain it with train "
+                                   "transactions")
     if end <= start:
-        raise ValueError(f"the review period is empty: --from {start} is not before --to {end}")
+        raise ReviewError("to", f"the review period is empty: from {start} is not before "
+                                f"to {end}")
     stamps = frame["timestamp"]
     known = frame[(stamps < end).to_numpy()]
     in_period = (known["timestamp"] >= start).to_numpy()
     if not in_period.any():
-        raise ValueError(f"no transfers in the review period [{start}, {end})")
+        raise ReviewError("from", f"no transfers in the review period [{start}, {end})")
     features = detector.features(known)
     scores = detector.score_features(features)
     period = period_transfers(known, in_period, scores)
@@ -126,19 +170,18 @@ def review_accounts(detector: Detector, frame: pd.DataFrame, start: pd.Timestamp
     reasons = _transfer_families(detector, features, behind)
     networks, sizes = _networks(period, table.index[flagged])
     keys = table.index.to_series().str.split("|", n=1, expand=True)
-    drivers = _drivers(detector.account_ranker, table)
-    return pd.DataFrame({
+    accounts = pd.DataFrame({
         "rank": np.arange(1, len(table) + 1),
         "bank": keys[0].to_numpy(), "account": keys[1].to_numpy(),
         "review_score": ranked, "flagged": flagged,
         "network": [networks.get(a, "") for a in table.index],
         "network_size": [sizes.get(networks.get(a, ""), 0) for a in table.index],
-        "families": [", ".join(reasons.get(a, ())) for a in table.index],
-        "drivers": drivers,
-        "transfers": [_describe(known, scores, behind.get(a, ())) for a in table.index],
+        "families": [list(reasons.get(a, ())) for a in table.index],
+        "drivers": _drivers(detector.account_ranker, table),
+        "transfers": [_transfers(known, scores, behind.get(a, ())) for a in table.index],
         "period_transfers": table["own_transfers"].to_numpy(dtype=np.int64),
-        "period_start": str(start), "period_end": str(end),
     })
+    return PeriodReview(accounts, sizes, len(known), start, end)
 
 
 def _top_transfers(period: PeriodTransfers, rows: np.ndarray,
@@ -172,7 +215,7 @@ def _transfer_families(detector: Detector, features: pd.DataFrame,
     return out
 
 
-def _drivers(ranker: AccountRanker, table: pd.DataFrame) -> list[str]:
+def _drivers(ranker: AccountRanker, table: pd.DataFrame) -> list[list[str]]:
     """What raised each account's review score: own transfers, counterparties, two hops."""
     if table.empty:
         return []
@@ -181,9 +224,8 @@ def _drivers(ranker: AccountRanker, table: pd.DataFrame) -> list[str]:
     out = []
     for row in contributions:
         by_group = {g: float(row[groups == g].sum()) for g in DRIVERS}
-        up = [DRIVERS[g] for g in sorted(by_group, key=by_group.get, reverse=True)
-              if by_group[g] > 0]
-        out.append(", ".join(up))
+        out.append([DRIVERS[g] for g in sorted(by_group, key=by_group.get, reverse=True)
+                    if by_group[g] > 0])
     return out
 
 
@@ -210,12 +252,25 @@ def _networks(period: PeriodTransfers, flagged: pd.Index) -> tuple[dict[str, str
     return names, {first_seen[int(c)]: int(size[c]) for c in first_seen}
 
 
-def _describe(frame: pd.DataFrame, scores: np.ndarray, rows: list[int] | tuple) -> str:
-    """``2024-03-01 12:00 A -> B 9,500.00 US Dollar (risk 0.93)`` per transfer, ``; `` joined."""
-    parts = []
+def _transfers(frame: pd.DataFrame, scores: np.ndarray,
+               rows: list[int] | tuple) -> list[dict[str, Any]]:
+    """The transfers at ``rows`` of ``frame``: id (when the records have one), time, accounts,
+    amount paid, currency and risk score."""
+    ids = frame[ID] if ID in frame.columns else None
+    out = []
     for row in rows:
         r = frame.iloc[row]
-        parts.append(f"{r['timestamp']:%Y-%m-%d %H:%M} {r['from_bank']}|{r['from_account']} -> "
-                     f"{r['to_bank']}|{r['to_account']} {float(r['amount_paid']):,.2f} "
-                     f"{r['payment_currency']} (risk {scores[row]:.2f})")
-    return "; ".join(parts)
+        record_id = None if ids is None or pd.isna(ids.iloc[row]) else str(ids.iloc[row])
+        out.append({"id": record_id, "timestamp": r["timestamp"],
+                    "from": f"{r['from_bank']}|{r['from_account']}",
+                    "to": f"{r['to_bank']}|{r['to_account']}",
+                    "amount_paid": float(r["amount_paid"]),
+                    "payment_currency": r["payment_currency"], "risk": float(scores[row])})
+    return out
+
+
+def describe_transfer(transfer: dict[str, Any]) -> str:
+    """``2024-03-01 12:00 A -> B 9,500.00 US Dollar (risk 0.93)``."""
+    return (f"{transfer['timestamp']:%Y-%m-%d %H:%M} {transfer['from']} -> {transfer['to']} "
+            f"{transfer['amount_paid']:,.2f} {transfer['payment_currency']} "
+            f"(risk {transfer['risk']:.2f})")

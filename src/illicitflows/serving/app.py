@@ -43,8 +43,16 @@ from illicitflows.serving.engine import (
 )
 from illicitflows.serving.laps import Laps
 from illicitflows.serving.limits import value_issues
+from illicitflows.serving.period_review import (
+    ReviewInputError,
+    ReviewUnavailableError,
+    period_of,
+    review_and_log,
+)
 from illicitflows.serving.runtime import DETECTORS, Runtime
 from illicitflows.serving.schemas import (
+    AccountReviewRequest,
+    AccountReviewResponse,
     DecisionPage,
     ErrorBody,
     ModelInfo,
@@ -74,6 +82,8 @@ DECISIONS = bentoml.metrics.Counter(name="illicitflows_decisions_total",
                                     documentation="Decisions by model version and flag",
                                     labelnames=["model", "version", "flagged"])
 
+#: Where the service mounts this API (the review page, :mod:`.ui`, links to it there).
+API_PREFIX = "/v1"
 app = FastAPI(title="illicitflows", version="1",
               description="Scores payment transactions for asset laundering and customs "
                           "declarations for mis-invoicing; every decision is audit-logged. "
@@ -121,7 +131,9 @@ def _quoted(value: Any) -> str | None:
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of the error statuses an endpoint answers."""
     described = {401: "No valid API key", 403: "The key's role may not do this",
-                 404: "Not found", 409: "No signed checkpoint covers it yet",
+                 404: "Not found", 409: "Not possible in the current state (no signed "
+                                        "checkpoint covers it yet, no confirmed disposition, "
+                                        "a model version without an account ranker)",
                  413: "Body or record count over the limit", 415: "Body not application/json",
                  422: "Invalid input: each problem names its record index and field, or the "
                       "parameter", 503: "Detector not loaded or out of service"}
@@ -349,6 +361,32 @@ async def score_trade(request: Request) -> Response:
     return await score(request, "trade", "declarations")
 
 
+@app.post("/transactions/review", response_model=AccountReviewResponse,
+          dependencies=[Security(BEARER)], openapi_extra=request_body(AccountReviewRequest),
+          responses=errors(401, 403, 409, 413, 415, 422, 503))
+async def review_transactions(request: Request) -> dict[str, Any]:
+    """Retrospective account review of a period of the stored transaction history (not
+    real-time scoring): the accounts active in [from, to) ranked with everything known up to
+    ``to`` by the served model's account ranker, with their red-flag families, the transfers
+    behind them and the networks flagged accounts form; nothing stamped at or after ``to`` is
+    read. Logged in the audit chain (who, period, model, result hash) before the answer."""
+    principal = authorize(request, "review_accounts")
+    runtime = runtime_of(request)
+    body = await json_body(request, runtime.settings.max_body_bytes)
+    try:
+        period = period_of(body)
+        scorer = scorer_for(request, "transactions")
+        return await run_in_threadpool(review_and_log, scorer, runtime.reviews, period,
+                                       principal.key_id, principal.role,
+                                       runtime.settings.max_review_transfers)
+    except ReviewInputError as error:
+        raise ApiError(422, f"cannot review this period: {error}", [
+            {"index": None, "field": error.field, "reason": error.reason,
+             "value": _quoted(error.value)}]) from error
+    except ReviewUnavailableError as error:
+        raise ApiError(409, str(error)) from error
+
+
 @app.get("/decisions/{decision_id}", responses=errors(401, 403, 404))
 async def get_decision(decision_id: str, request: Request,
                        _: Annotated[Principal, Depends(caller("read_decisions"))],
@@ -459,7 +497,7 @@ def openapi() -> dict[str, Any]:
         document = get_openapi(title=app.title, version=app.version,
                                description=app.description, routes=app.routes)
         components = document.setdefault("components", {}).setdefault("schemas", {})
-        for model in (TransactionScoreRequest, TradeScoreRequest):
+        for model in (TransactionScoreRequest, TradeScoreRequest, AccountReviewRequest):
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(schema.pop("$defs", {}))
             components[model.__name__] = schema

@@ -94,14 +94,16 @@ class HistoryStore:
         with write_transaction(self.engine) as connection:
             return connection.execute(delete(self.table).where(self.table.c.seq > seq)).rowcount
 
-    def load(self, since: str | None = None, before_seq: int | None = None) -> pd.DataFrame:
-        """Stored records (``seq`` order), from ``since`` (ISO time) and before ``before_seq``,
-        with the :data:`ROW_COLUMNS` of their rows: :meth:`chunks` in one frame."""
-        frames = list(self.chunks(since, before_seq))
+    def load(self, since: str | None = None, before_seq: int | None = None,
+             until: str | None = None) -> pd.DataFrame:
+        """Stored records (``seq`` order), from ``since`` (ISO time), before ``before_seq`` and
+        stamped before ``until`` (ISO time), with the :data:`ROW_COLUMNS` of their rows:
+        :meth:`chunks` in one frame."""
+        frames = list(self.chunks(since, before_seq, until=until))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def chunks(self, since: str | None = None, before_seq: int | None = None,
-               rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+               rows: int = CHUNK_ROWS, until: str | None = None) -> Iterator[pd.DataFrame]:
         """The rows :meth:`load` gives, at most ``rows`` at a time in ``seq`` order (each
         chunk read when the previous one is consumed), so a long history is never held at
         once."""
@@ -111,6 +113,8 @@ class HistoryStore:
                 self.table.c.seq).limit(rows)
             if since is not None:
                 query = query.where(self.table.c.event_time >= since)
+            if until is not None:
+                query = query.where(self.table.c.event_time < until)
             if before_seq is not None:
                 query = query.where(self.table.c.seq < before_seq)
             with self.engine.connect() as connection:

@@ -15,6 +15,7 @@ from illicitflows.access.keys import KeyStore
 from illicitflows.audit.checkpoints import start_checkpoints
 from illicitflows.audit.dispositions import DispositionLog
 from illicitflows.audit.requestlog import RequestLog
+from illicitflows.audit.reviews import ReviewLog
 from illicitflows.audit.store import AuditLog
 from illicitflows.audit.writer import AuditWriter
 from illicitflows.heap import freeze_loaded
@@ -57,6 +58,9 @@ class Settings:
     max_number: float = 1e15
     #: How long an API key's row may be reused: a revocation takes effect within this.
     key_cache_seconds: float = 5.0
+    #: Most stored transfers an account review reads (its period and the feature horizon
+    #: before it); a longer period answers 422 (the command line reviews files of any size).
+    max_review_transfers: int = 500_000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +86,8 @@ class Settings:
             max_number=_positive("ILLICITFLOWS_MAX_NUMBER", defaults.max_number, float),
             key_cache_seconds=_positive("ILLICITFLOWS_KEY_CACHE_SECONDS",
                                         defaults.key_cache_seconds, float, zero=True),
+            max_review_transfers=_positive("ILLICITFLOWS_MAX_REVIEW_TRANSFERS",
+                                           defaults.max_review_transfers, int),
         )
 
 
@@ -126,6 +132,7 @@ class Runtime:
         self.settings = settings or Settings.from_env()
         self.audit = AuditLog(self.settings.audit_url)
         self.dispositions = DispositionLog(self.audit.url)
+        self.reviews = ReviewLog(self.audit.url)
         if self.settings.audit_writer not in ("process", "inline"):
             raise ValueError("ILLICITFLOWS_AUDIT_WRITER must be 'process' or 'inline', got "
                              f"{self.settings.audit_writer!r}")
@@ -214,6 +221,7 @@ class Runtime:
             self.checkpoints.close()
         self.audit.close()
         self.dispositions.close()
+        self.reviews.close()
 
     def request_log(self) -> RequestLog:
         """Where one micro-batch's decisions are durably logged."""

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from illicitflows.modeling.domains import LABEL_COLUMNS
+from illicitflows.serving.period_review import DEFAULT_TOP, MAX_TOP
 from illicitflows.serving.runtime import Settings
 from illicitflows.trade.schema import DECLARATION_SCHEMA
 from illicitflows.transactions.schema import TRANSACTION_SCHEMA
@@ -148,3 +149,70 @@ class DecisionPage(BaseModel):
     total: int
     page: int
     page_size: int
+
+
+PERIOD_TIME = {"format": "date-time", "examples": ["2022-09-10T00:00:00Z"]}
+
+
+class AccountReviewRequest(BaseModel):
+    """A period of the stored transaction history to review (naive times are UTC)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", max_length=64, json_schema_extra=PERIOD_TIME,
+                       description="First moment of the period (ISO-8601 date or time).")
+    to: str = Field(max_length=64, json_schema_extra=PERIOD_TIME,
+                    description="End of the period, not included: no transfer stamped at or "
+                                "after it is read.")
+    top: int = Field(DEFAULT_TOP, ge=1, le=MAX_TOP, description="Accounts to return, best "
+                                                                "first.")
+
+
+class ReviewTransferOut(BaseModel):
+    id: str | None
+    timestamp: str
+    from_: str = Field(alias="from")
+    to: str
+    amount_paid: float
+    payment_currency: str
+    risk: float
+
+
+class ReviewedAccountOut(BaseModel):
+    rank: int
+    bank: str
+    account: str
+    review_score: float
+    flagged: bool
+    network: str | None
+    network_size: int
+    families: list[str] = Field(description="Red-flag families behind its top transfers, "
+                                            "strongest first.")
+    drivers: list[str] = Field(description="What raised its review score.")
+    transfers: list[ReviewTransferOut]
+    period_transfers: int
+
+
+class ReviewNetworkOut(BaseModel):
+    network: str
+    size: int
+    accounts: list[str]
+
+
+class ReviewAuditOut(BaseModel):
+    seq: int
+    row_hash: str
+    result_sha256: str = Field(description="SHA-256 of the canonical JSON of accounts, "
+                                           "networks, transfers_read and skipped.")
+    created_at: str
+
+
+class AccountReviewResponse(BaseModel):
+    review_id: str
+    period: dict[str, Any]
+    model: dict[str, str]
+    accounts: list[ReviewedAccountOut]
+    networks: list[ReviewNetworkOut]
+    transfers_read: int
+    skipped: list[str]
+    audit: ReviewAuditOut

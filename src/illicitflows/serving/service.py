@@ -1,4 +1,5 @@
-"""The BentoML service: a thin shell that loads the champions and mounts the HTTP API.
+"""The BentoML service: a thin shell that loads the champions and mounts the HTTP API (``/v1``)
+and the review page (``/ui``, on the API's state).
 
 ``bentoml serve`` (see bentofile.yaml) and ``illicitflows serve`` start this. One worker: the
 transaction history state is sequential, and parity between streaming and batch scoring
@@ -20,6 +21,7 @@ from illicitflows.serving import traffic
 from illicitflows.serving.app import app
 from illicitflows.serving.parent import end_with_parent
 from illicitflows.serving.runtime import Runtime
+from illicitflows.serving.ui import UI_PREFIX, ui
 
 log = logging.getLogger("illicitflows.serving")
 traffic.install()  # BentoML's request metrics by route template, before it builds its app
@@ -37,6 +39,7 @@ docs = Starlette(routes=[Route("/", _to_api_docs)])
 @bentoml.service(name="illicitflows", workers=1, traffic={"timeout": 300})
 @bentoml.asgi_app(app, path=traffic.API_PREFIX)
 @bentoml.asgi_app(docs, path="/docs")
+@bentoml.asgi_app(ui, path=UI_PREFIX)
 class IllicitFlows:
     """Loads both detectors in the background; ready once both are loaded."""
 

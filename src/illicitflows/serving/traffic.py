@@ -4,8 +4,9 @@ BentoML's traffic middleware labels ``bentoml_service_request_*`` with ``endpoin
 ``scope["path"]``, and has no setting to change it: every distinct path a caller makes up
 (``/v1/decisions/<random id>``, with or without a key) is a new series held by the worker for
 good. :class:`RouteLabelledMetrics` stands in for that middleware: it runs BentoML's own with
-the path replaced by the path's route template (``/v1/decisions/{decision_id}``; paths no
-route serves are ``unmatched``) and gives the application the real path back.
+the path replaced by the path's route template (``/v1/decisions/{decision_id}``,
+``/ui/decisions/{decision_id}``; paths no route serves are ``unmatched``) and gives the
+application the real path back.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 from bentoml._internal.server.http import instruments
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from illicitflows.serving.app import API_PREFIX
 from illicitflows.serving.app import app as api
+from illicitflows.serving.ui import UI_PREFIX, ui
 
-API_PREFIX = "/v1"
+#: The service's own applications, by the path they are mounted at.
+MOUNTED = ((API_PREFIX, api), (UI_PREFIX, ui))
 #: The routes of BentoML's own application (``/docs`` is the service's redirect).
 BENTO_PATHS = frozenset({"/", "/docs", "/docs/", "/docs.json", "/schema.json", "/livez",
                          "/healthz", "/readyz", "/metrics"})
@@ -34,12 +38,13 @@ def route_label(path: str) -> str:
     for prefix in STATIC_PREFIXES:
         if path.startswith(prefix):
             return prefix + "{path}"
-    if path.startswith(API_PREFIX + "/"):
-        inner = path[len(API_PREFIX):]
-        for route in api.routes:
-            regex = getattr(route, "path_regex", None)
-            if regex is not None and regex.match(inner):
-                return API_PREFIX + route.path  # type: ignore[attr-defined]
+    for prefix, mounted in MOUNTED:
+        if path == prefix or path.startswith(prefix + "/"):
+            inner = path[len(prefix):] or "/"
+            for route in mounted.routes:
+                regex = getattr(route, "path_regex", None)
+                if regex is not None and regex.match(inner):
+                    return prefix + route.path  # type: ignore[attr-defined]
     return UNMATCHED
 
 
